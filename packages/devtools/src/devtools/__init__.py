@@ -1,0 +1,1 @@
+"""Development tooling: throwaway PostgreSQL, scenarios, production simulation."""

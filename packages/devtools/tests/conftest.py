@@ -1,0 +1,63 @@
+"""Shared helpers for devtools' own tests."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from devtools import paths
+from devtools.postgres.cluster import OWNER_FILE, THROWAWAY_PREFIX
+from devtools.processes import ProcessRef
+
+
+def throwaway_roots() -> set[Path]:
+    """Throwaway cluster folders currently on the scratch filesystem."""
+    return set(paths.scratch_root().glob(f"{THROWAWAY_PREFIX}*"))
+
+
+def orphaned_roots() -> set[Path]:
+    """Throwaway folders whose owning process is gone (other live runs' folders are fine)."""
+    orphans = set()
+    for root in throwaway_roots():
+        try:
+            owner = json.loads((root / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if not owner["detached"] and not ProcessRef.from_json(owner["owner"]).alive():
+            orphans.add(root)
+    return orphans
+
+
+def own_roots() -> set[Path]:
+    """Throwaway folders created by this very process."""
+    prefix = f"{THROWAWAY_PREFIX}{os.getpid()}-"
+    return {root for root in throwaway_roots() if root.name.startswith(prefix)}
+
+
+def process_uid(pid: int) -> int:
+    """The real uid of a running process."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no Uid line for {pid}")
+
+
+@pytest.fixture
+def no_leftovers():
+    """Fail the test if it leaves a new throwaway cluster folder behind."""
+    before = own_roots()
+    yield
+    left = own_roots() - before
+    assert not left, f"left behind: {left}"
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """An empty project checkout (config/ and noxfile.py) in a temp folder."""
+    (tmp_path / "config").mkdir()
+    (tmp_path / "noxfile.py").write_text("")
+    os.chmod(tmp_path, 0o755)
+    return tmp_path

@@ -1,0 +1,1 @@
+"""Named data scenarios: each module here with a run() is one."""
