@@ -1,0 +1,318 @@
+"""The ``devtools`` command line: what the nox sessions call. Every user error is one line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from devtools import application, paths
+from devtools.config import ENVIRONMENTS, Settings, load_settings
+from devtools.errors import DevtoolsError, UsageError
+from devtools.signals import install_termination_handler
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Context:
+    """What every command needs: the checkout and its state folder."""
+
+    def __init__(self, project_root: Path) -> None:
+        self.project_root = project_root
+        self.state_dir = paths.state_dir(project_root)
+
+    def settings(self, environment: str) -> Settings:
+        """Validated settings of an environment, environment variables applied."""
+        return load_settings(self.project_root, environment, os.environ)
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--project-root",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="The checkout (default: found from the current folder).",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["local", "compose"]),
+    envvar="DEVTOOLS_BACKEND",
+    default="local",
+    show_default=True,
+    help="Run environments as local processes or as Docker Compose projects.",
+)
+@click.pass_context
+def cli(ctx: click.Context, project_root: Path | None, backend: str) -> None:
+    """Throwaway databases, scenarios, a production simulation and a dev server."""
+    if backend == "compose":
+        raise click.ClickException(
+            "the compose backend is not available yet; use the local backend "
+            "(unset DEVTOOLS_BACKEND or pass --backend local)"
+        )
+    try:
+        root = project_root.resolve() if project_root else paths.find_project_root()
+    except FileNotFoundError as error:
+        raise click.ClickException(str(error)) from None
+    ctx.obj = Context(root)
+
+
+def echo(line: str) -> None:
+    """Print a line of output."""
+    click.echo(line)
+
+
+def age(seconds: float) -> str:
+    """``3m12s``-style age."""
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+# --- scenarios ---------------------------------------------------------------------------
+
+
+@cli.group()
+def scenario() -> None:
+    """Named data scenarios on throwaway databases."""
+
+
+@scenario.command(
+    "up", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
+)
+@click.argument("name")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@pass_context
+def scenario_up(context: Context, name: str, args: tuple[str, ...]) -> None:
+    """Start scenario NAME; ARGS go to the scenario (e.g. bulk --count 5000)."""
+    from devtools.environments import scenario as scenarios
+
+    scenarios.up(
+        name=name,
+        settings=context.settings("scenario"),
+        state_dir=context.state_dir,
+        environ=os.environ,
+        args=args,
+        echo=echo,
+    )
+
+
+@scenario.command("down")
+@click.argument("name")
+@pass_context
+def scenario_down(context: Context, name: str) -> None:
+    """Stop scenario NAME and delete its database."""
+    from devtools.environments import scenario as scenarios
+
+    scenarios.down(name=name, state_dir=context.state_dir, echo=echo)
+
+
+@scenario.command("list")
+@pass_context
+def scenario_list(context: Context) -> None:
+    """Running scenarios: name, ports, age."""
+    from devtools.environments import scenario as scenarios
+
+    running = scenarios.running_scenarios(context.state_dir)
+    if not running:
+        echo("no scenario is up")
+        return
+    echo(f"{'NAME':<16} {'APP':<24} {'DB PORT':<8} {'AGE':<8} STATE")
+    now = time.time()
+    for item in running:
+        state = "running" if item.alive() else "dead (run down)"
+        echo(
+            f"{item.name:<16} {item.app.url:<24} {item.database.port:<8} "
+            f"{age(now - item.created_at):<8} {state}"
+        )
+
+
+# --- development -------------------------------------------------------------------------
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--port", type=int, default=None, help="Port of the dev server (default: config).")
+@click.pass_context
+def dev(ctx: click.Context, port: int | None) -> None:
+    """The Flask development server (debug, reload) on the persistent development database."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from devtools.environments import development
+
+    context = ctx.find_object(Context)
+    assert context is not None
+    development.serve(
+        settings=context.settings("development"),
+        state_dir=context.state_dir,
+        environ=os.environ,
+        port=port,
+        echo=echo,
+    )
+
+
+@dev.command("down")
+@click.option("--volumes", is_flag=True, help="Also delete the development data.")
+@pass_context
+def dev_down(context: Context, volumes: bool) -> None:
+    """Stop the development database (its data stays unless --volumes)."""
+    from devtools.environments import persistent
+
+    if persistent.stop_database(context.state_dir, "development", volumes=volumes):
+        echo("the development database is stopped" + (" and deleted" if volumes else ""))
+    else:
+        echo("the development database is not running" + ("; data deleted" if volumes else ""))
+
+
+# --- flask, psql, config -----------------------------------------------------------------
+
+
+@cli.command(
+    "flask", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
+)
+@click.option(
+    "--env",
+    "environment",
+    envvar="APPLICATION_CONFIG",
+    default="development",
+    show_default=True,
+    type=click.Choice(["development", "testing", "production"]),
+    help="Whose configuration and database (env APPLICATION_CONFIG).",
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@pass_context
+def flask_command(context: Context, environment: str, args: tuple[str, ...]) -> None:
+    """The Flask CLI with an environment's configuration, e.g. ``db migrate -m "add name"``."""
+    from devtools.environments import persistent
+    from devtools.postgres import PostgresBinaries, PostgresCluster
+
+    settings = context.settings(environment)
+    argv = [sys.executable, "-m", "flask", "--app", application.FLASK_APP, *args]
+    if environment == "testing":
+        cluster = PostgresCluster(
+            binaries=PostgresBinaries.from_setting(settings.get("POSTGRES_BINARIES")),
+            superuser=settings.require("POSTGRES_USER"),
+        )
+        with cluster as info:
+            application.create_database(info, settings.require("APPLICATION_DB"))
+            env = application.app_environment(settings, info, os.environ)
+            application.migrate(env)
+            code = _run_foreground(argv, env)
+    else:
+        settings, info = persistent.ensure_database(settings, context.state_dir, os.environ, echo)
+        code = _run_foreground(argv, application.app_environment(settings, info, os.environ))
+    sys.exit(code)
+
+
+def _run_foreground(argv: list[str], env: dict[str, str]) -> int:
+    """Run an interactive command; Ctrl-C reaches it directly and we wait for it."""
+    child = subprocess.Popen(argv, env=env)
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            continue  # the child got the same SIGINT; wait for it to finish
+
+
+@cli.command("psql")
+@click.argument("target", default="development")
+@pass_context
+def psql_command(context: Context, target: str) -> None:
+    """A psql shell on a running database: development, production or a scenario name."""
+    from devtools.environments import persistent
+    from devtools.environments import scenario as scenarios
+    from devtools.postgres import PostgresBinaries
+
+    if target in ("development", "production"):
+        info = persistent.running_database(context.state_dir, target)
+        settings = context.settings(target)
+        dbname = settings.require("APPLICATION_DB")
+        start = f"nox -s {'dev' if target == 'development' else 'prod'}"
+    else:
+        found = [s for s in scenarios.running_scenarios(context.state_dir) if s.name == target]
+        info = found[0].database if found and found[0].alive() else None
+        settings = context.settings("scenario")
+        dbname = found[0].dbname if found else settings.require("APPLICATION_DB")
+        start = f'nox -s "scenario({target})"'
+    if info is None:
+        raise UsageError(f"{target} is not running; start it with {start}")
+    binaries = PostgresBinaries.from_setting(settings.get("POSTGRES_BINARIES"))
+    import shutil
+
+    psql = shutil.which("psql") or str(binaries.path("psql"))
+    env = dict(os.environ)
+    if psql == str(binaries.path("psql")):
+        env["LD_LIBRARY_PATH"] = str(binaries.bindir.parent / "lib")
+    sys.exit(_run_foreground([psql, info.dsn(dbname)], env))
+
+
+@cli.command("config")
+@click.argument("environment", type=click.Choice(ENVIRONMENTS))
+@pass_context
+def config_command(context: Context, environment: str) -> None:
+    """Print an environment's effective settings and where each came from (secrets masked)."""
+    from devtools.secrets_store import secrets_file
+
+    settings = context.settings(environment)
+    stored = secrets_file(context.state_dir, environment)
+    echo(f"# {settings.path}")
+    for key, value, source in settings.describe():
+        echo(f"{key:<20} {value:<28} {source}")
+    for key in ("POSTGRES_PASSWORD", "SECRET_KEY"):
+        if settings.get(key) is None:
+            where = f"generated into {stored}" if stored.exists() else "generated on first up"
+            echo(f"{key:<20} {'********':<28} {where}")
+
+
+# --- status and clean --------------------------------------------------------------------
+
+
+@cli.command("status")
+@pass_context
+def status_command(context: Context) -> None:
+    """Every environment this checkout has up, and leftovers of interrupted runs."""
+    from devtools import inventory
+
+    for line in inventory.status_lines(context.state_dir):
+        echo(line)
+
+
+@cli.command("clean")
+@pass_context
+def clean_command(context: Context) -> None:
+    """Stop and remove leftovers of interrupted runs (safe to run twice)."""
+    from devtools import inventory
+
+    for line in inventory.clean(context.state_dir):
+        echo(line)
+
+
+def main() -> None:
+    """Entry point: one line per user error, exit 130 on Ctrl-C after cleanup."""
+    install_termination_handler()
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    except DevtoolsError as error:
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("interrupted; everything started by this command was stopped", err=True)
+        sys.exit(130)

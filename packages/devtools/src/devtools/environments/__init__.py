@@ -1,0 +1,1 @@
+"""Environments built from the pieces: scenarios, development (production lives in production/)."""
