@@ -144,3 +144,10 @@ def clean(session: nox.Session) -> None:
     """Stop and remove leftovers of interrupted runs (safe to run twice)."""
     install(session, *RUNTIME_GROUPS)
     devtools(session, "clean")
+
+
+@nox.session(python=None)
+def bench(session: nox.Session) -> None:
+    """Speed and memory figures beside their targets and same-run baselines (``-- --runs 30``)."""
+    install(session, *RUNTIME_GROUPS)
+    devtools(session, "bench", *session.posargs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -61,3 +62,25 @@ def project(tmp_path: Path) -> Path:
     (tmp_path / "noxfile.py").write_text("")
     os.chmod(tmp_path, 0o755)
     return tmp_path
+
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def configured_project(project: Path) -> Iterator[Path]:
+    """A temp checkout with the repository's config files; its environments are torn down after."""
+    import shutil
+
+    for path in (REPO_ROOT / "config").glob("*.json"):
+        shutil.copy(path, project / "config")
+    yield project
+    from devtools.environments import persistent
+    from devtools.environments import scenario as scenarios
+
+    state = project / ".devtools"
+    if state.exists():
+        for running in scenarios.running_scenarios(state):
+            scenarios.stop_scenario(running)
+        for environment in ("development", "production"):
+            persistent.stop_database(state, environment, volumes=True)

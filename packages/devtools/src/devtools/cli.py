@@ -297,13 +297,22 @@ def clean_command(context: Context) -> None:
         echo(line)
 
 
+@cli.command("bench")
+@click.option("--runs", type=click.IntRange(3, 1000), default=15, show_default=True,
+              help="Repetitions per figure (medians are printed).")
+def bench_command(runs: int) -> None:
+    """Print the speed and memory figures beside their targets and baselines."""
+    from devtools import bench
+
+    for figure in bench.foundation_figures(runs):
+        echo(figure.line())
+
+
 def main() -> None:
     """Entry point: one line per user error, exit 130 on Ctrl-C after cleanup."""
     install_termination_handler()
     try:
-        cli.main(standalone_mode=False)
-    except click.exceptions.Exit as done:
-        sys.exit(done.exit_code)
+        result = cli.main(standalone_mode=False)
     except click.ClickException as error:
         error.show()
         sys.exit(error.exit_code)
@@ -316,3 +325,4 @@ def main() -> None:
     except KeyboardInterrupt:
         click.echo("interrupted; everything started by this command was stopped", err=True)
         sys.exit(130)
+    sys.exit(result if isinstance(result, int) else 0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-
 from pathlib import Path
 
 from devtools import state
@@ -34,7 +33,9 @@ def status_lines(state_dir: Path) -> list[str]:
         elif kind == "database":
             info = ClusterInfo.from_json(record["database"])
             alive = "running" if info.process.alive() else "dead"
-            rows.append((name, alive, f"db {info.port}", str(info.process.pid), "-"))
+            rows.append(
+                (name, alive, f"db {info.port}", str(info.process.pid), _age(record.get("created_at")))
+            )
         else:
             rows.append((name, str(record.get("status", "recorded")), "-", "-", "-"))
     lines = [f"{'ENVIRONMENT':<22} {'STATE':<8} {'PORTS':<24} {'PIDS':<16} AGE"]

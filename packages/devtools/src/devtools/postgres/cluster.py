@@ -35,12 +35,14 @@ from devtools.waiting import wait_until
 
 THROWAWAY_PREFIX = "devtools-pg-"
 OWNER_FILE = "owner.json"
-# Durability is pointless for a database that is deleted after the run.
+# Durability is pointless for a database that is deleted after the run. The password is 144
+# random bits, so the SCRAM iteration count adds no safety, only ~20 ms per connection.
 THROWAWAY_SETTINGS = {
     "fsync": "off",
     "synchronous_commit": "off",
     "full_page_writes": "off",
     "shared_buffers": "32MB",
+    "scram_iterations": "16",
 }
 _PORT_ATTEMPTS = 3
 
@@ -161,9 +163,11 @@ class PostgresCluster:
         """Create (if needed) and start the cluster; return once a real query answers."""
         user = server_user()
         cache = paths.cache_root()
+        throwaway = self.root is None
+        # Throwaway clusters copy the initdb cache from tmpfs: about 3x faster than from disk.
+        data_cache = paths.fast_cache_root() if throwaway else cache
         binaries = reachable_binaries(self.binaries, user, cache)
         version = binaries.version()
-        throwaway = self.root is None
         if throwaway:
             sweep_stale_clusters()
         root = self.root or _new_throwaway_root(detached=self.detached)
@@ -172,7 +176,7 @@ class PostgresCluster:
         try:
             root.mkdir(mode=0o755, parents=True, exist_ok=True)
             home = paths.server_home(root, user)
-            self._prepare_home(home, binaries, user, cache)
+            self._prepare_home(home, binaries, user, data_cache)
             password = self.password or secrets.token_urlsafe(18)
             for attempt in range(_PORT_ATTEMPTS):
                 port = self.port or free_port(self.host)

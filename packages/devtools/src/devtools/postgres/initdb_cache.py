@@ -49,6 +49,9 @@ def initdb(binaries: PostgresBinaries, data_dir: Path, superuser: str, user: Ser
                 "scram-sha-256",
                 "--no-sync",
                 "--no-instructions",
+                # 1 MB WAL segments instead of 16: every new cluster copies 15 MB less.
+                "--wal-segsize",
+                "1",
             ],
             user=user,
             cwd=data_dir.parent,
@@ -60,7 +63,7 @@ def initdb(binaries: PostgresBinaries, data_dir: Path, superuser: str, user: Ser
 
 def cached_initdb(binaries: PostgresBinaries, superuser: str, user: ServerUser, cache: Path) -> Path:
     """The path of an initdb'd data dir for these binaries and superuser, made on first use."""
-    key = f"pgdata-{binaries.version()}-{binaries.fingerprint()}-{superuser}-{user.name}"
+    key = f"pgdata-{binaries.version()}-{binaries.fingerprint()}-{superuser}-{user.name}-w1"
     target = cache / key
     if (target / "data" / "PG_VERSION").is_file():
         return target / "data"

@@ -75,3 +75,21 @@ class Layout:
         """Create the folders that processes write into."""
         for folder in (self.root, self.logs, self.nginx):
             folder.mkdir(mode=0o755, parents=True, exist_ok=True)
+
+
+def log_size(path: Path) -> int:
+    """The current size of a log (0 when it does not exist yet): where new output will start."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def read_from(path: Path, offset: int) -> str:
+    """What a log received after ``offset``."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            return handle.read().decode(errors="replace")
+    except FileNotFoundError:
+        return ""

@@ -5,7 +5,9 @@ from __future__ import annotations
 import http.client
 
 
-def http_status(port: int, path: str = "/health", *, host: str = "127.0.0.1", timeout: float = 2.0) -> int | None:
+def http_status(
+    port: int, path: str = "/health", *, host: str = "127.0.0.1", timeout: float = 2.0
+) -> int | None:
     """The status of ``GET path`` on ``host:port``, or None when nothing answered."""
     connection = http.client.HTTPConnection(host, port, timeout=timeout)
     try:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+from collections.abc import Iterable
 from pathlib import Path
 
 from devtools.errors import WaitTimeout
@@ -56,3 +58,21 @@ def stop_group(ref: ProcessRef, *, sig: signal.Signals, timeout: float) -> None:
         except WaitTimeout:
             if stage == signal.SIGKILL:
                 raise
+
+
+def stop_groups(refs: Iterable[ProcessRef], *, sig: signal.Signals, timeout: float) -> None:
+    """Stop several process groups at once: ``sig`` to all, one shared wait, then SIGKILL."""
+    refs = list(refs)
+    for ref in refs:
+        if ref.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(ref.pid, sig)
+    with contextlib.suppress(WaitTimeout):
+        wait_until(
+            lambda: not any(ref.alive() for ref in refs),
+            timeout,
+            interval=0.02,
+            what=f"processes {sorted(ref.pid for ref in refs)} to exit",
+        )
+    for ref in refs:
+        stop_group(ref, sig=signal.SIGKILL, timeout=5.0)
