@@ -18,8 +18,8 @@ nox.options.reuse_venv = "yes"
 
 PACKAGES = {
     # package -> (import name, extra pdm groups its tests need)
-    "app": ("application", ["devtools"]),
-    "devtools": ("devtools", ["app"]),
+    "app": ("application", ["devtools", "scenarios"]),
+    "devtools": ("devtools", ["app", "scenarios"]),
     "scenarios": ("scenarios", ["app", "devtools"]),
 }
 PDM_ENV = {"PDM_IGNORE_SAVED_PYTHON": "1", "PDM_CHECK_UPDATE": "false"}
@@ -36,6 +36,24 @@ def discover_scenarios() -> list[str]:
     )
 
 
+def split_backend(args: list[str]) -> tuple[list[str], list[str]]:
+    """Take ``--backend NAME`` (or ``--backend=NAME``) out of a session's arguments.
+
+    Returns the devtools global options and the remaining arguments.
+    """
+    rest: list[str] = []
+    options: list[str] = []
+    words = iter(args)
+    for word in words:
+        if word == "--backend":
+            options += ["--backend", next(words, "")]
+        elif word.startswith("--backend="):
+            options.append(word)
+        else:
+            rest.append(word)
+    return options, rest
+
+
 def install(session: nox.Session, *groups: str) -> None:
     """Install the locked dependency groups into the session's venv (skipped by ``nox -R``)."""
     args = ["pdm", "sync", "--clean", "--no-self"]
@@ -47,16 +65,18 @@ def install(session: nox.Session, *groups: str) -> None:
 @nox.session(python=None)
 @nox.parametrize("package", [nox.param(name, id=name) for name in PACKAGES])
 def tests(session: nox.Session, package: str) -> None:
-    """Run one package's test suite on a throwaway PostgreSQL; ``-- ARGS`` go to pytest."""
+    """Run one package's test suite on a throwaway PostgreSQL; ``-- ARGS`` go to pytest.
+
+    ``-- --backend compose`` (or DEVTOOLS_BACKEND=compose) puts that PostgreSQL in Docker.
+    """
     import_name, extra_groups = PACKAGES[package]
     install(session, "test", package, *extra_groups)
-    session.run(
-        "pytest",
-        f"packages/{package}/tests",
-        f"--cov={import_name}",
-        "--cov-report=term-missing",
-        *session.posargs,
-    )
+    backend, args = split_backend(list(session.posargs))
+    pytest = ["pytest", f"packages/{package}/tests", f"--cov={import_name}", *args]
+    if backend or session.env.get("DEVTOOLS_BACKEND", "") == "compose":
+        session.run("devtools", *backend, "with-test-database", *pytest)
+    else:
+        session.run(*pytest)
 
 
 @nox.session(python=None)
@@ -67,18 +87,21 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
     session.run("actionlint")
     session.run("zizmor", "--offline", ".github/workflows")
+    session.run("hadolint", *sorted(str(path) for path in Path("docker").rglob("Dockerfile")))
+    session.run("shellcheck", *sorted(str(path) for path in Path("docker").rglob("*.sh")))
 
 
 @nox.session(python=None)
 def typecheck(session: nox.Session) -> None:
     """mypy over every package (strict on devtools)."""
-    install(session, "typecheck", "test", "app", "devtools", "scenarios")
+    install(session, "typecheck", "test", "load", "app", "devtools", "scenarios")
     session.run("mypy", "packages/devtools/src", "packages/app/src", "packages/scenarios/src")
 
 
 def devtools(session: nox.Session, *args: str) -> None:
-    """Run the devtools CLI of this checkout in the session's venv."""
-    session.run("devtools", *args, external=False)
+    """Run the devtools CLI of this checkout in the session's venv (``--backend`` honoured)."""
+    backend, rest = split_backend(list(args))
+    session.run("devtools", *backend, *rest)
 
 
 @nox.session(python=None)
@@ -89,13 +112,14 @@ def scenario(session: nox.Session, name: str) -> None:
     Other words after ``--`` go to the scenario (``nox -s "scenario(bulk)" -- --count 5000``).
     """
     install(session, *RUNTIME_GROUPS)
-    match session.posargs:
+    backend, args = split_backend(list(session.posargs))
+    match args:
         case ["down"]:
-            devtools(session, "scenario", "down", name)
+            devtools(session, *backend, "scenario", "down", name)
         case ["list"]:
-            devtools(session, "scenario", "list")
-        case args:
-            devtools(session, "scenario", "up", name, *args)
+            devtools(session, *backend, "scenario", "list")
+        case _:
+            devtools(session, *backend, "scenario", "up", name, *args)
 
 
 @nox.session(python=None)
@@ -151,3 +175,41 @@ def bench(session: nox.Session) -> None:
     """Speed and memory figures beside their targets and same-run baselines (``-- --runs 30``)."""
     install(session, *RUNTIME_GROUPS)
     devtools(session, "bench", *session.posargs)
+
+
+@nox.session(python=None)
+def prod(session: nox.Session) -> None:
+    """Production simulation: ``-- --scale 3`` (again to rescale live), ``-- status``,
+    ``-- logs [service]``, ``-- down [--volumes]``; ``-- --backend compose`` for Docker."""
+    install(session, *RUNTIME_GROUPS)
+    backend, args = split_backend(list(session.posargs))
+    if args and args[0] in ("up", "status", "logs", "down"):
+        devtools(session, *backend, "prod", *args)
+    else:
+        devtools(session, *backend, "prod", "up", *args)
+
+
+@nox.session(python=None)
+def loadtest(session: nox.Session) -> None:
+    """Drive the running production stack with locust (headless) and print its figures.
+
+    ``-- --users 20 --seconds 15`` override the defaults.
+    """
+    install(session, *RUNTIME_GROUPS, "load")
+    devtools(session, "loadtest", *session.posargs)
+
+
+@nox.session(python=None)
+def images(session: nox.Session) -> None:
+    """Images for the compose backend; ``-- --offline`` builds stand-ins from Debian packages."""
+    install(session, *RUNTIME_GROUPS)
+    devtools(session, "images", *session.posargs)
+
+
+@nox.session(python=None)
+def docker(session: nox.Session) -> None:
+    """The compose backend against a real Docker engine (needs dockerd running)."""
+    install(session, "test", *RUNTIME_GROUPS)
+    session.run(
+        "pytest", "packages/devtools/tests_docker", "-p", "no:cacheprovider", *session.posargs
+    )

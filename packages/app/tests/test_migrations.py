@@ -121,7 +121,7 @@ def test_offline_sql_creates_the_users_table(
 
 
 def test_concurrent_upgrades_apply_each_migration_once(postgres_server: Any) -> None:
-    """Replicas starting together all run ``flask db upgrade``: the advisory lock serialises them."""
+    """Replicas starting together each run ``flask db upgrade``: the advisory lock serialises."""
     name = f"concurrent_{uuid.uuid4().hex[:8]}"
     create = postgres_server.connect()
     with create.cursor() as cursor:

@@ -84,3 +84,13 @@ def configured_project(project: Path) -> Iterator[Path]:
             scenarios.stop_scenario(running)
         for environment in ("development", "production"):
             persistent.stop_database(state, environment, volumes=True)
+
+
+def distribution_postgres() -> Path:
+    """The newest Debian/Ubuntu PostgreSQL bin folder (.ci/run and the workflow install one)."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda path: int(path.parts[-3])
+    )
+    if not found:
+        pytest.fail("no /usr/lib/postgresql/N/bin/postgres: install the postgresql package")
+    return found[-1].parent

@@ -13,9 +13,10 @@ import pytest
 from click.testing import CliRunner
 
 from devtools import state
-from devtools.cli import age, cli, main
+from devtools.cli import cli, main
 from devtools.environments import persistent
 from devtools.http import get_status
+from devtools.local_backend import age
 from devtools.ports import free_port
 from devtools.waiting import wait_until
 
@@ -49,12 +50,6 @@ def test_unknown_environment_is_rejected_by_click(configured_project):
     assert "'staging' is not one of" in result.output
 
 
-def test_compose_backend_is_refused_with_a_hint(configured_project):
-    result = invoke(configured_project, "--backend", "compose", "status")
-    assert result.exit_code == 1
-    assert "use the local backend" in result.output
-
-
 def test_psql_on_something_not_running_says_how_to_start_it(configured_project):
     for target, hint in [
         ("production", "nox -s prod"),
@@ -69,8 +64,14 @@ def test_psql_on_something_not_running_says_how_to_start_it(configured_project):
 def run_main(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``devtools`` as a real process (through main(), as nox does)."""
     return subprocess.run(
-        [sys.executable, "-c", "from devtools.cli import main; main()", "--project-root",
-         str(project), *args],
+        [
+            sys.executable,
+            "-c",
+            "from devtools.cli import main; main()",
+            "--project-root",
+            str(project),
+            *args,
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -141,8 +142,16 @@ def test_flask_on_development_starts_the_database_and_keeps_it(configured_projec
 def test_dev_serves_until_ctrl_c_and_keeps_the_database(configured_project):
     port = free_port()
     child = subprocess.Popen(
-        [sys.executable, "-c", "from devtools.cli import main; main()", "--project-root",
-         str(configured_project), "dev", "--port", str(port)],
+        [
+            sys.executable,
+            "-c",
+            "from devtools.cli import main; main()",
+            "--project-root",
+            str(configured_project),
+            "dev",
+            "--port",
+            str(port),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

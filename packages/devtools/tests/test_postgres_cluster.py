@@ -21,9 +21,7 @@ from devtools.postgres.cluster import OWNER_FILE, sweep_stale_clusters
 from devtools.processes import process_start_time
 from devtools.waiting import wait_until
 
-from .conftest import process_uid, throwaway_roots
-
-DEBIAN_PG15 = Path("/usr/lib/postgresql/15/bin")
+from .conftest import distribution_postgres, process_uid, throwaway_roots
 
 
 def query(info: ClusterInfo, statement: str) -> object:
@@ -162,12 +160,12 @@ def test_detached_cluster_is_stopped_later_by_its_info():
 
 
 def test_other_binaries_when_configured():
-    if not (DEBIAN_PG15 / "postgres").is_file():
-        pytest.fail(f"{DEBIAN_PG15} missing: .ci/run installs postgresql-15")
-    binaries = PostgresBinaries.from_setting(str(DEBIAN_PG15))
-    assert binaries.version().startswith("15")
+    bindir = distribution_postgres()
+    major = bindir.parent.name
+    binaries = PostgresBinaries.from_setting(str(bindir))
+    assert binaries.version().startswith(major)
     with PostgresCluster(binaries=binaries) as info:
-        assert query(info, "SHOW server_version").startswith("15.")
+        assert query(info, "SHOW server_version").startswith(f"{major}.")
 
 
 def test_bad_binaries_setting_is_a_config_error(tmp_path: Path):
@@ -202,9 +200,7 @@ STARTER = textwrap.dedent(
 
 def start_owner_process() -> tuple[subprocess.Popen[str], dict[str, object]]:
     """A separate Python process that owns a throwaway cluster."""
-    child = subprocess.Popen(
-        [sys.executable, "-c", STARTER], stdout=subprocess.PIPE, text=True
-    )
+    child = subprocess.Popen([sys.executable, "-c", STARTER], stdout=subprocess.PIPE, text=True)
     assert child.stdout is not None
     details = json.loads(child.stdout.readline())
     return child, details
@@ -224,9 +220,7 @@ def test_sigkilled_owner_takes_the_server_along_and_the_next_run_sweeps_its_fold
     root = Path(str(details["root"]))
     child.kill()
     child.wait(timeout=10)
-    wait_until(
-        lambda: not accepts_connections(int(str(details["port"]))), 10, what="server to die"
-    )
+    wait_until(lambda: not accepts_connections(int(str(details["port"]))), 10, what="server to die")
     assert root.exists()
     assert root in sweep_stale_clusters()
     assert not root.exists()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import shutil
 import statistics
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,11 +17,16 @@ from pathlib import Path
 
 from psycopg2 import sql
 
-from devtools import paths
+from devtools import application, commands, paths
+from devtools.config import load_settings
+from devtools.http import get_status
+from devtools.loadgen import run_load
+from devtools.ports import free_port
 from devtools.postgres import ClusterInfo, PostgresBinaries, PostgresCluster
 from devtools.postgres.binaries import reachable_binaries
 from devtools.postgres.initdb_cache import initdb
 from devtools.users import server_user
+from devtools.waiting import wait_until
 
 
 @dataclass(frozen=True)
@@ -33,7 +40,9 @@ class Figure:
 
     def line(self) -> str:
         """Human-readable form."""
-        return f"{self.name:<44} {self.value:>14}   target {self.target:<12} baseline {self.baseline}"
+        return (
+            f"{self.name:<44} {self.value:>14}   target {self.target:<12} baseline {self.baseline}"
+        )
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -182,3 +191,147 @@ def foundation_figures(runs: int = 15) -> list[Figure]:
         figures.append(isolation(info, runs * 20, runs))
         figures.append(cluster_memory(info))
     return figures
+
+
+def _scripts_dir() -> Path:
+    return Path(sys.executable).parent
+
+
+def _migrated_database(info: ClusterInfo, name: str, environ: dict[str, str]) -> str:
+    """Create and migrate database ``name``; return its URL."""
+    admin = info.connect()
+    with admin.cursor() as cursor:
+        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    admin.close()
+    env = {
+        **environ,
+        "FLASK_CONFIG": "testing",
+        "POSTGRES_USER": info.user,
+        "POSTGRES_PASSWORD": info.password,
+        "POSTGRES_HOSTNAME": info.host,
+        "POSTGRES_PORT": str(info.port),
+        "APPLICATION_DB": name,
+    }
+    application.migrate(env)
+    return info.dsn(name)
+
+
+def bulk_load(count: int, per_row_count: int, environ: dict[str, str]) -> Figure:
+    """The ``bulk`` scenario (whole ``scenario-run`` process) beside one create() per row."""
+    with PostgresCluster() as info:
+        bulk_url = _migrated_database(info, "bench_bulk", environ)
+        per_row_url = _migrated_database(info, "bench_per_row", environ)
+        seconds = timed(
+            lambda: commands.run(
+                [
+                    str(_scripts_dir() / "scenario-run"),
+                    "bulk",
+                    "--database-url",
+                    bulk_url,
+                    "--count",
+                    str(count),
+                ],
+                timeout=600,
+            )
+        )
+        rate = float(
+            commands.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "scenarios._per_row",
+                    "--database-url",
+                    per_row_url,
+                    "--count",
+                    str(per_row_count),
+                ],
+                timeout=600,
+            ).split()[-1]
+        )
+    return Figure(
+        f"bulk scenario, {count:,} users (whole process)",
+        f"{seconds:.2f} s",
+        "<= 3 s" if count == 1_000_000 else "-",
+        f"one create() per row: {rate:,.0f} rows/s, so {count / rate:,.0f} s",
+    )
+
+
+def _throughput(port: int, path: str, seconds: float) -> float:
+    return run_load(port, path, seconds=seconds).rate
+
+
+def production_figures(
+    project_root: Path, environ: dict[str, str], seconds: float = 4.0, rounds: int = 3
+) -> list[Figure]:
+    """``prod`` up to first 200, nginx/direct throughput and the 1 -> 2 replica gain.
+
+    Runs on a copy of the checkout's config in a temp folder, on a free port, with one gunicorn
+    worker per replica (so a replica is one process and two replicas can use both cores).
+    """
+    from devtools import production
+
+    scratch = Path(tempfile.mkdtemp(prefix="devtools-bench-"))
+    try:
+        shutil.copytree(project_root / "config", scratch / "config")
+        shutil.copytree(project_root / "docker" / "nginx", scratch / "docker" / "nginx")
+        (scratch / "noxfile.py").write_text("")
+        env = {**environ, "APPLICATION_PORT": str(free_port()), "GUNICORN_WORKERS": "1"}
+        settings = load_settings(scratch, "production", env)
+        port = settings.require("APPLICATION_PORT")
+        try:
+            start = time.perf_counter()
+            status = production.up(scratch, settings, scale=1, environ=env)
+            wait_until(lambda: get_status("127.0.0.1", port, "/") == 200, 30, what="nginx 200")
+            fresh = time.perf_counter() - start
+            production.down(scratch)
+            start = time.perf_counter()
+            status = production.up(scratch, settings, scale=1, environ=env)
+            wait_until(lambda: get_status("127.0.0.1", port, "/") == 200, 30, what="nginx 200")
+            kept = time.perf_counter() - start
+            path = _create_user(port)
+            direct_port = status.replicas[0].port
+            direct, proxied = [], []
+            for _ in range(rounds):
+                direct.append(_throughput(direct_port, path, seconds))
+                proxied.append(_throughput(port, path, seconds))
+            production.up(scratch, settings, scale=2, environ=env)
+            two = [_throughput(port, path, seconds) for _ in range(rounds)]
+        finally:
+            production.down(scratch, volumes=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    one = statistics.median(proxied)
+    return [
+        Figure(
+            "prod up to first 200 (local, fresh data)",
+            f"{fresh:.2f} s",
+            "<= 3 s",
+            f"data kept: {kept:.2f} s",
+        ),
+        Figure(
+            "throughput via nginx / direct",
+            f"{one / statistics.median(direct):.2f}",
+            ">= 0.9",
+            f"direct {statistics.median(direct):,.0f} req/s, nginx {one:,.0f} req/s",
+        ),
+        Figure(
+            "1 -> 2 replicas (through nginx)",
+            f"{statistics.median(two) / one:.2f}x",
+            ">= 1.5x",
+            f"{one:,.0f} -> {statistics.median(two):,.0f} req/s",
+        ),
+    ]
+
+
+def _create_user(port: int) -> str:
+    """POST one user through nginx; return the primary-key lookup path."""
+    import http.client
+    import json
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    body = json.dumps({"email": f"bench-{time.time_ns()}@example.com"})
+    conn.request("POST", "/users", body, {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    user = json.loads(response.read())
+    conn.close()
+    return f"/users/{user['id']}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from devtools import application, paths
+from devtools.backends import BACKENDS, Backend, get_backend
 from devtools.config import ENVIRONMENTS, Settings, load_settings
 from devtools.errors import DevtoolsError, UsageError
 from devtools.signals import install_termination_handler
@@ -21,15 +21,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Context:
-    """What every command needs: the checkout and its state folder."""
+    """What every command needs: the checkout, its state folder and the chosen backend."""
 
-    def __init__(self, project_root: Path) -> None:
+    def __init__(self, project_root: Path, backend_name: str) -> None:
         self.project_root = project_root
         self.state_dir = paths.state_dir(project_root)
+        self.backend_name = backend_name
 
     def settings(self, environment: str) -> Settings:
         """Validated settings of an environment, environment variables applied."""
         return load_settings(self.project_root, environment, os.environ)
+
+    def backend(self) -> Backend:
+        """The local or compose backend for this checkout."""
+        return get_backend(self.backend_name, self.project_root, os.environ)
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -44,7 +49,7 @@ pass_context = click.make_pass_decorator(Context)
 )
 @click.option(
     "--backend",
-    type=click.Choice(["local", "compose"]),
+    type=click.Choice(BACKENDS),
     envvar="DEVTOOLS_BACKEND",
     default="local",
     show_default=True,
@@ -53,31 +58,16 @@ pass_context = click.make_pass_decorator(Context)
 @click.pass_context
 def cli(ctx: click.Context, project_root: Path | None, backend: str) -> None:
     """Throwaway databases, scenarios, a production simulation and a dev server."""
-    if backend == "compose":
-        raise click.ClickException(
-            "the compose backend is not available yet; use the local backend "
-            "(unset DEVTOOLS_BACKEND or pass --backend local)"
-        )
     try:
         root = project_root.resolve() if project_root else paths.find_project_root()
     except FileNotFoundError as error:
         raise click.ClickException(str(error)) from None
-    ctx.obj = Context(root)
+    ctx.obj = Context(root, backend)
 
 
 def echo(line: str) -> None:
     """Print a line of output."""
     click.echo(line)
-
-
-def age(seconds: float) -> str:
-    """``3m12s``-style age."""
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 # --- scenarios ---------------------------------------------------------------------------
@@ -96,16 +86,7 @@ def scenario() -> None:
 @pass_context
 def scenario_up(context: Context, name: str, args: tuple[str, ...]) -> None:
     """Start scenario NAME; ARGS go to the scenario (e.g. bulk --count 5000)."""
-    from devtools.environments import scenario as scenarios
-
-    scenarios.up(
-        name=name,
-        settings=context.settings("scenario"),
-        state_dir=context.state_dir,
-        environ=os.environ,
-        args=args,
-        echo=echo,
-    )
+    context.backend().scenario_up(name, args, echo)
 
 
 @scenario.command("down")
@@ -113,29 +94,83 @@ def scenario_up(context: Context, name: str, args: tuple[str, ...]) -> None:
 @pass_context
 def scenario_down(context: Context, name: str) -> None:
     """Stop scenario NAME and delete its database."""
-    from devtools.environments import scenario as scenarios
-
-    scenarios.down(name=name, state_dir=context.state_dir, echo=echo)
+    context.backend().scenario_down(name, echo)
 
 
 @scenario.command("list")
 @pass_context
 def scenario_list(context: Context) -> None:
     """Running scenarios: name, ports, age."""
-    from devtools.environments import scenario as scenarios
+    context.backend().scenario_list(echo)
 
-    running = scenarios.running_scenarios(context.state_dir)
-    if not running:
-        echo("no scenario is up")
-        return
-    echo(f"{'NAME':<16} {'APP':<24} {'DB PORT':<8} {'AGE':<8} STATE")
-    now = time.time()
-    for item in running:
-        state = "running" if item.alive() else "dead (run down)"
-        echo(
-            f"{item.name:<16} {item.app.url:<24} {item.database.port:<8} "
-            f"{age(now - item.created_at):<8} {state}"
-        )
+
+# --- production --------------------------------------------------------------------------
+
+
+@cli.group()
+def prod() -> None:
+    """The production simulation: gunicorn replicas behind nginx on a persistent database."""
+
+
+@prod.command("up")
+@click.option(
+    "--scale",
+    default="1",
+    show_default=True,
+    help="Number of app replicas (1-32); again on a running stack rescales it live.",
+)
+@pass_context
+def prod_up(context: Context, scale: str) -> None:
+    """Start production (or rescale it) and return while it keeps running."""
+    from devtools.production import parse_scale
+
+    context.backend().prod_up(parse_scale(scale), echo)
+
+
+@prod.command("status")
+@pass_context
+def prod_status(context: Context) -> None:
+    """Replicas, ports, PIDs and health."""
+    context.backend().prod_status(echo)
+
+
+@prod.command("logs")
+@click.argument("service", required=False)
+@click.option(
+    "--lines",
+    "-n",
+    type=click.IntRange(1, 100_000),
+    default=50,
+    show_default=True,
+    help="How many lines per log.",
+)
+@pass_context
+def prod_logs(context: Context, service: str | None, lines: int) -> None:
+    """The last lines of SERVICE's log (nginx, postgres, replica-N), or of all."""
+    context.backend().prod_logs(service, lines, echo)
+
+
+@prod.command("down")
+@click.option("--volumes", is_flag=True, help="Also delete the data and generated secrets.")
+@pass_context
+def prod_down(context: Context, volumes: bool) -> None:
+    """Stop production; the data stays unless --volumes."""
+    context.backend().prod_down(volumes, echo)
+
+
+@cli.command(
+    "with-test-database",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@pass_context
+def with_test_database(context: Context, command: tuple[str, ...]) -> None:
+    """Run COMMAND (e.g. pytest) with a throwaway server of the backend in
+    DEVTOOLS_TEST_DATABASE_URL; exit with COMMAND's exit code."""
+    with context.backend().test_database() as url:
+        env = {**os.environ, "DEVTOOLS_TEST_DATABASE_URL": url}
+        code = _run_foreground(list(command), env)
+    sys.exit(code)
 
 
 # --- development -------------------------------------------------------------------------
@@ -297,15 +332,66 @@ def clean_command(context: Context) -> None:
         echo(line)
 
 
+@cli.command("loadtest")
+@click.option(
+    "--users",
+    type=click.IntRange(1, 500),
+    default=20,
+    show_default=True,
+    help="Concurrent locust users.",
+)
+@click.option(
+    "--seconds",
+    type=click.IntRange(1, 3600),
+    default=15,
+    show_default=True,
+    help="How long to run.",
+)
+@pass_context
+def loadtest_command(context: Context, users: int, seconds: int) -> None:
+    """Load the running production stack with locust and print rate, latency, errors, replicas."""
+    from devtools import loadtest
+
+    url = loadtest.production_url(context.project_root)
+    loadtest.run_locust(url, users=users, seconds=seconds, echo=echo)
+
+
 @cli.command("bench")
-@click.option("--runs", type=click.IntRange(3, 1000), default=15, show_default=True,
-              help="Repetitions per figure (medians are printed).")
-def bench_command(runs: int) -> None:
+@click.option(
+    "--runs",
+    type=click.IntRange(3, 1000),
+    default=15,
+    show_default=True,
+    help="Repetitions per figure (medians are printed).",
+)
+@click.option(
+    "--bulk-count",
+    type=click.IntRange(1),
+    default=1_000_000,
+    show_default=True,
+    help="Users loaded by the bulk scenario figure.",
+)
+@click.option(
+    "--only",
+    type=click.Choice(["foundation", "bulk", "prod"]),
+    multiple=True,
+    help="Print only these groups of figures (default: all).",
+)
+@pass_context
+def bench_command(context: Context, runs: int, bulk_count: int, only: tuple[str, ...]) -> None:
     """Print the speed and memory figures beside their targets and baselines."""
     from devtools import bench
 
-    for figure in bench.foundation_figures(runs):
-        echo(figure.line())
+    groups = set(only or ("foundation", "bulk", "prod"))
+    environ = dict(os.environ)
+    if "foundation" in groups:
+        for figure in bench.foundation_figures(runs):
+            echo(figure.line())
+    if "bulk" in groups:
+        echo(bench.bulk_load(bulk_count, 2000, environ).line())
+    if "prod" in groups:
+        for figure in bench.production_figures(context.project_root, environ):
+            echo(figure.line())
 
 
 def main() -> None:

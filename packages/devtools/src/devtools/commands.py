@@ -45,4 +45,4 @@ def run(
     )
     if completed.returncode != 0:
         raise CommandError(argv, completed.returncode, completed.stdout)
-    return completed.stdout
+    return str(completed.stdout)

@@ -153,9 +153,7 @@ def _read_file(path: Path) -> dict[str, Any]:
             )
         key = item["name"]
         if key not in SCHEMA:
-            raise ConfigError(
-                f"{path}: unknown key {key!r}; known keys: {', '.join(SCHEMA)}"
-            )
+            raise ConfigError(f"{path}: unknown key {key!r}; known keys: {', '.join(SCHEMA)}")
         if key in values:
             raise ConfigError(f"{path}: key {key} is set twice")
         values[key] = _coerce(path, key, item["value"], origin="file")

@@ -35,4 +35,4 @@ class PortInUseError(DevtoolsError):
 
 
 class UsageError(DevtoolsError):
-    """The user asked for something that cannot be done as asked (bad scale, unknown scenario...)."""
+    """The user asked for something that cannot be done as asked (bad scale, unknown name)."""

@@ -11,7 +11,7 @@ def get_status(host: str, port: int, path: str = "/health", timeout: float = 2.0
     try:
         conn.request("GET", path)
         return conn.getresponse().status
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return None
     finally:
         conn.close()

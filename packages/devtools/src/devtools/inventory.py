@@ -5,18 +5,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from devtools import state
+from devtools import production, state
 from devtools.environments import persistent
 from devtools.environments import scenario as scenarios
+from devtools.local_backend import age
 from devtools.postgres import ClusterInfo
 from devtools.postgres.cluster import sweep_stale_clusters
 
 
 def _age(created: float | None) -> str:
-    if created is None:
-        return "-"
-    seconds = int(time.time() - created)
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
+    return "-" if created is None else age(time.time() - created)
 
 
 def status_lines(state_dir: Path) -> list[str]:
@@ -34,8 +32,20 @@ def status_lines(state_dir: Path) -> list[str]:
             info = ClusterInfo.from_json(record["database"])
             alive = "running" if info.process.alive() else "dead"
             rows.append(
-                (name, alive, f"db {info.port}", str(info.process.pid), _age(record.get("created_at")))
+                (
+                    name,
+                    alive,
+                    f"db {info.port}",
+                    str(info.process.pid),
+                    _age(record.get("created_at")),
+                )
             )
+        elif kind == "production" and record.get("backend", "local") == "local":
+            status = production.status(state_dir.parent)
+            alive = "running" if status.healthy else "degraded"
+            port = status.nginx.port if status.nginx else "-"
+            pids = ", ".join(str(replica.pid) for replica in status.replicas)
+            rows.append((name, alive, f"nginx {port}, {status.scale} replicas", pids, "-"))
         else:
             rows.append((name, str(record.get("status", "recorded")), "-", "-", "-"))
     lines = [f"{'ENVIRONMENT':<22} {'STATE':<8} {'PORTS':<24} {'PIDS':<16} AGE"]

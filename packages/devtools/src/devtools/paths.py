@@ -13,7 +13,7 @@ STATE_DIR_NAME = ".devtools"
 
 
 def find_project_root(start: Path | None = None) -> Path:
-    """The checkout's root: the nearest ancestor of ``start`` holding ``config/`` and ``noxfile.py``."""
+    """The checkout's root: the nearest folder at or above ``start`` with config/ and noxfile.py."""
     here = (start or Path.cwd()).resolve()
     for candidate in [here, *here.parents]:
         if (candidate / "config").is_dir() and (candidate / "noxfile.py").is_file():
@@ -65,7 +65,7 @@ def fast_cache_root() -> Path:
 
 def scratch_root() -> Path:
     """Where throwaway data goes: tmpfs (/dev/shm) when present and writable, else the temp dir."""
-    shm = Path("/dev/shm")
+    shm = Path("/dev/shm")  # noqa: S108 - every folder made there has a random name
     if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
         return shm
     return Path(tempfile.gettempdir())

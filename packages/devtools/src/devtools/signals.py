@@ -38,3 +38,33 @@ def install_termination_handler() -> None:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, _raise_terminated)
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends, then act on them as usual.
+
+    For starting a process and recording it as one step: an interrupt that lands in between
+    (even inside ``subprocess.Popen``, after the fork) would leave a process nobody stops.
+    Only the handlers change, not the signal mask, so started programs see normal signals.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    watched = (signal.SIGINT, signal.SIGTERM)
+    previous = {sig: signal.getsignal(sig) for sig in watched}
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+
+    for sig in watched:
+        signal.signal(sig, hold)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
+        if received:
+            # Runs the restored handler now (KeyboardInterrupt, Terminated or the default).
+            signal.raise_signal(received[0])

@@ -51,11 +51,11 @@ def ensure_database(
         detached=True,
     )
     info = cluster.start()
-    echo(
-        f"started the {settings.environment} database on {info.host}:{info.port} "
-        f"(data in {info.home / 'data'})"
-    )
     try:
+        echo(
+            f"started the {settings.environment} database on {info.host}:{info.port} "
+            f"(data in {info.home / 'data'})"
+        )
         dbname = settings.require("APPLICATION_DB")
         if application.create_database(info, dbname):
             echo(f"created database {dbname}")

@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +31,18 @@ from devtools.postgres import ClusterInfo, PostgresBinaries, PostgresCluster, st
 from devtools.processes import terminate
 
 RUNNER = "scenario-run"
+
+
+def default_runner() -> str:
+    """The scenarios package's console script in this venv (devtools never imports it)."""
+    script = Path(sys.executable).parent / RUNNER
+    found = str(script) if script.is_file() else shutil.which(RUNNER)
+    if found is None:
+        raise UsageError(
+            f"{RUNNER} is not installed next to {sys.executable}: install the scenarios package "
+            "(nox sessions do) to run scenarios"
+        )
+    return found
 
 
 class ScenarioFailed(DevtoolsError):
@@ -74,11 +88,7 @@ class RunningScenario:
 
     def lines(self, binaries: PostgresBinaries, *, already: bool = False) -> list[str]:
         """The connection lines printed by ``up``."""
-        title = (
-            f"scenario {self.name} is already up"
-            if already
-            else f"scenario {self.name} is up"
-        )
+        title = f"scenario {self.name} is already up" if already else f"scenario {self.name} is up"
         return connection_lines(
             title,
             self.app,
@@ -94,7 +104,7 @@ def record_name(name: str) -> str:
     return f"scenario-{name}"
 
 
-def known_scenarios(runner: str = RUNNER) -> list[str]:
+def known_scenarios(runner: str) -> list[str]:
     """The scenarios the scenarios package offers (asked of its CLI; devtools never imports it)."""
     output = subprocess.run(
         [runner, "--list"], capture_output=True, text=True, check=True, timeout=60
@@ -118,7 +128,7 @@ def up(
     environ: Mapping[str, str],
     args: Sequence[str] = (),
     echo: Callable[[str], None] = print,
-    runner: str = RUNNER,
+    runner: str | None = None,
 ) -> RunningScenario:
     """Start scenario ``name`` (or report the one already up) and return it.
 
@@ -126,6 +136,7 @@ def up(
         UsageError: unknown scenario.
         ScenarioFailed: the scenario raised; everything started was torn down.
     """
+    runner = runner or default_runner()
     require_known(name, known_scenarios(runner))
     binaries = PostgresBinaries.from_setting(settings.get("POSTGRES_BINARIES"))
     with state.environment_lock(state_dir, record_name(name)):

@@ -42,8 +42,8 @@ class PostgresBinaries:
         for name in ("initdb", "postgres"):
             if not found.path(name).is_file():
                 raise ConfigError(
-                    f"POSTGRES_BINARIES={bindir} has no {name}: point it at a PostgreSQL bin folder "
-                    "or unset it to use the embedded PostgreSQL"
+                    f"POSTGRES_BINARIES={bindir} has no {name}: point it at a PostgreSQL bin "
+                    "folder or unset it to use the embedded PostgreSQL"
                 )
         return found
 
@@ -54,7 +54,6 @@ class PostgresBinaries:
     def version(self) -> str:
         """The server version, e.g. ``18.6``."""
         return _version_of(self.path("postgres"))
-
 
     def fingerprint(self) -> str:
         """Short hash naming this build in cache keys.
@@ -75,7 +74,9 @@ def _version_of(postgres: Path) -> str:
     return match.group(1)
 
 
-def reachable_binaries(binaries: PostgresBinaries, user: ServerUser, cache: Path) -> PostgresBinaries:
+def reachable_binaries(
+    binaries: PostgresBinaries, user: ServerUser, cache: Path
+) -> PostgresBinaries:
     """Binaries that ``user`` can execute, copying the install tree to ``cache`` when needed.
 
     As root the wheel usually sits in a venv under a folder the server user cannot enter

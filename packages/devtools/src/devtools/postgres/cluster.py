@@ -30,6 +30,7 @@ from devtools.ports import free_port
 from devtools.postgres.binaries import PostgresBinaries, reachable_binaries
 from devtools.postgres.initdb_cache import cached_initdb
 from devtools.processes import ProcessRef, spawn, tail, terminate
+from devtools.signals import deferred_interrupts
 from devtools.users import ServerUser, server_user
 from devtools.waiting import wait_until
 
@@ -180,7 +181,9 @@ class PostgresCluster:
             password = self.password or secrets.token_urlsafe(18)
             for attempt in range(_PORT_ATTEMPTS):
                 port = self.port or free_port(self.host)
-                self._popen = self._spawn(binaries, root, home, port, user, throwaway)
+                # An interrupt between fork and assignment would orphan the server.
+                with deferred_interrupts():
+                    self._popen = self._spawn(binaries, root, home, port, user, throwaway)
                 try:
                     self._wait_ready(root, home, port)
                     break
@@ -189,6 +192,7 @@ class PostgresCluster:
                     if self.port is None and lost_race and attempt + 1 < _PORT_ATTEMPTS:
                         continue
                     raise
+            assert self._popen is not None
             ref = ProcessRef.of(self._popen.pid)
             self._info = ClusterInfo(
                 self.host, port, self.superuser, password, root, home, ref, version, throwaway

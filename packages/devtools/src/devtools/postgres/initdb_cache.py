@@ -5,6 +5,7 @@ initdb costs 0.5-0.9 s here while copying its output to tmpfs costs about 40 ms.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -61,7 +62,9 @@ def initdb(binaries: PostgresBinaries, data_dir: Path, superuser: str, user: Ser
         pwfile.unlink(missing_ok=True)
 
 
-def cached_initdb(binaries: PostgresBinaries, superuser: str, user: ServerUser, cache: Path) -> Path:
+def cached_initdb(
+    binaries: PostgresBinaries, superuser: str, user: ServerUser, cache: Path
+) -> Path:
     """The path of an initdb'd data dir for these binaries and superuser, made on first use."""
     key = f"pgdata-{binaries.version()}-{binaries.fingerprint()}-{superuser}-{user.name}-w1"
     target = cache / key
@@ -71,10 +74,9 @@ def cached_initdb(binaries: PostgresBinaries, superuser: str, user: ServerUser, 
     try:
         staging.mkdir(mode=0o755)
         initdb(binaries, staging / "data", superuser, user)
-        try:
+        # A concurrent run may have finished first; theirs is as good as ours.
+        with contextlib.suppress(OSError):
             staging.rename(target)
-        except OSError:  # a concurrent run finished first; theirs is as good as ours
-            pass
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target / "data"

@@ -4,7 +4,6 @@ The local backend runs them as native processes (``stack``); every function take
 checkout's root and keeps its state in ``.devtools/``.
 """
 
-from devtools.production.backend import LocalProduction, ProductionBackend
 from devtools.production.stack import (
     MAX_SCALE,
     MIN_SCALE,
@@ -21,9 +20,7 @@ __all__ = [
     "MAX_SCALE",
     "MIN_SCALE",
     "DatabaseStatus",
-    "LocalProduction",
     "NginxStatus",
-    "ProductionBackend",
     "ProductionStatus",
     "ReplicaStatus",
     "down",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from devtools.environments.persistent import data_root
 from devtools.paths import state_dir
 
 ENVIRONMENT = "production"
@@ -30,7 +31,7 @@ class Layout:
     @property
     def postgres(self) -> Path:
         """The persistent cluster's folder (its log is ``postgres.log`` in there)."""
-        return self.root / "postgres"
+        return data_root(self.state, ENVIRONMENT)
 
     @property
     def postgres_log(self) -> Path:

