@@ -6,6 +6,7 @@ otherwise; each installs exactly what ``pdm.lock`` pins for its groups.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -19,7 +20,7 @@ nox.options.reuse_venv = "yes"
 PACKAGES = {
     # package -> (import name, extra pdm groups its tests need)
     "app": ("application", ["devtools", "scenarios"]),
-    "devtools": ("devtools", ["app", "scenarios"]),
+    "devtools": ("devtools", ["app", "scenarios", "load"]),
     "scenarios": ("scenarios", ["app", "devtools"]),
 }
 PDM_ENV = {"PDM_IGNORE_SAVED_PYTHON": "1", "PDM_CHECK_UPDATE": "false"}
@@ -73,10 +74,12 @@ def tests(session: nox.Session, package: str) -> None:
     install(session, "test", package, *extra_groups)
     backend, args = split_backend(list(session.posargs))
     pytest = ["pytest", f"packages/{package}/tests", f"--cov={import_name}", *args]
-    if backend or session.env.get("DEVTOOLS_BACKEND", "") == "compose":
-        session.run("devtools", *backend, "with-test-database", *pytest)
+    # Subprocesses (CLI commands, servers) write coverage data here whatever their cwd.
+    env = {"COVERAGE_DATA_DIR": str(Path(__file__).parent)}
+    if backend or os.environ.get("DEVTOOLS_BACKEND", "") == "compose":
+        session.run("devtools", *backend, "with-test-database", *pytest, env=env)
     else:
-        session.run(*pytest)
+        session.run(*pytest, env=env)
 
 
 @nox.session(python=None)

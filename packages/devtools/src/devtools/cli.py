@@ -332,6 +332,20 @@ def clean_command(context: Context) -> None:
         echo(line)
 
 
+@cli.command("images")
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Build stand-ins for the base images from Debian packages (no registry needed).",
+)
+@pass_context
+def images_command(context: Context, offline: bool) -> None:
+    """Choose the compose backend's images: upstream (default) or offline stand-ins."""
+    from devtools.compose.images import prepare_images
+
+    prepare_images(context.project_root, offline, echo)
+
+
 @cli.command("loadtest")
 @click.option(
     "--users",

@@ -55,6 +55,7 @@ RESOLVE_TIMEOUT = 20.0
 THROWAWAY_STOP_TIMEOUT = 5
 _REPLICA = re.compile(r"(?:web|replica)-([0-9]+)")
 SERVICE_ALIASES = {"postgres": "db"}
+SERVICE_ORDER = {"nginx": 0, "db": 1, "web": 2}
 
 
 def database_url(user: str, password: str, port: int, dbname: str, host: str = "127.0.0.1") -> str:
@@ -147,10 +148,11 @@ def age(seconds: float) -> str:
 
 
 def container_table(containers: Sequence[ContainerInfo]) -> list[str]:
-    """One line per container: service, name, state, and where it answers."""
+    """One line per container (nginx, db, then the replicas): name, state, where it answers."""
     width = max((len(c.name) for c in containers), default=9)
     lines = [f"  {'SERVICE':<8} {'CONTAINER':<{width}} {'STATE':<18} ADDRESS"]
-    for item in containers:
+    ordered = sorted(containers, key=lambda c: (SERVICE_ORDER.get(c.service, 9), c.number))
+    for item in ordered:
         if item.service == "web":
             where = f"X-Replica {item.hostname}"
         else:
@@ -254,21 +256,24 @@ class ComposeBackend:
             HTTP_TIMEOUT,
             interval=0.05,
             what=f"{service} of {project.name} on 127.0.0.1:{port} to answer /health with 200",
-            on_timeout=lambda: project.logs_tail(["web"] if service == "web" else [service, "web"]),
+            # Behind nginx the cause is usually a replica that never became healthy.
+            on_timeout=lambda: project.logs_tail(sorted({service, "web"})),
         )
 
     def _fail_if_exited(
         self, project: ComposeProject, services: Sequence[str], last_check: list[float]
     ) -> None:
-        """Raise when a service's container stopped (checked at most once a second)."""
+        """Raise when a service's container stopped or crashed (checked at most once a second)."""
         now = time.monotonic()
         if now - last_check[0] < 1.0:
             return
         last_check[0] = now
         for item in project.containers():
-            if item.service in services and item.status in ("exited", "dead"):
+            if item.service in services and item.crashed:
+                times = "time" if item.restarts == 1 else "times"
+                how = f"restarted {item.restarts} {times}" if item.restarts else item.status
                 raise ServiceStartError(
-                    f"{item.name} stopped while starting ({item.status})\n"
+                    f"{item.name} failed while starting ({how})\n"
                     f"{project.logs_tail([item.service])}"
                 )
 

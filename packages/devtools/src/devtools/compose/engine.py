@@ -45,7 +45,8 @@ def require_docker(environ: Mapping[str, str], timeout: float = CHECK_TIMEOUT) -
     code, output = server
     if code != 0 or not output.strip():
         raise DockerUnavailable(
-            f"Docker is not usable: {_reason(output)}; start the Docker daemon or {LOCAL_HINT}"
+            f"cannot use the Docker daemon at {where} ({_reason(output)}): start it or fix "
+            f"DOCKER_HOST, or {LOCAL_HINT}"
         )
     compose = _run([docker, "compose", "version", "--short"], environ, timeout)
     if compose is None or compose[0] != 0:
@@ -81,5 +82,5 @@ def _reason(output: str) -> str:
     for line in lines:
         lowered = line.lower()
         if any(word in lowered for word in ("cannot connect", "error", "permission denied")):
-            return line.rstrip(".")
-    return lines[-1].rstrip(".") if lines else "no answer from the daemon"
+            return line
+    return lines[-1] if lines else "no answer"

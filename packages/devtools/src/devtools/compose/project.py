@@ -116,6 +116,7 @@ class ContainerInfo:
         health: ``healthy``, ``unhealthy``, ``starting``, or None without a healthcheck.
         hostname: the container's host name (the app sends it as ``X-Replica``).
         published: ``127.0.0.1:8080->8080/tcp``-style port bindings.
+        restarts: how often Docker restarted it (``restart: unless-stopped`` hides crashes).
     """
 
     name: str
@@ -125,6 +126,12 @@ class ContainerInfo:
     health: str | None
     hostname: str
     published: tuple[str, ...]
+    restarts: int = 0
+
+    @property
+    def crashed(self) -> bool:
+        """Stopped, or restarted by Docker after its process exited."""
+        return self.status in ("exited", "dead", "restarting") or self.restarts > 0
 
     @property
     def ready(self) -> bool:
@@ -198,7 +205,27 @@ class ComposeProject:
 
         Compose waits for ``depends_on: service_healthy`` dependencies on its own; ``wait``
         also waits for the started services' healthchecks.
+
+        Raises:
+            ComposeError: with compose's own output and the last log lines of the services
+                (an unhealthy dependency says why only in its log).
         """
+        try:
+            self._up(
+                services, scales=scales, wait=wait, wait_timeout=wait_timeout, recreate=recreate
+            )
+        except ComposeError as error:
+            raise ComposeError(f"{error}\n{self.logs_tail(tail=20)}") from None
+
+    def _up(
+        self,
+        services: Sequence[str] | None,
+        *,
+        scales: Mapping[str, int] | None,
+        wait: bool,
+        wait_timeout: int | None,
+        recreate: bool,
+    ) -> None:
         self._call(
             "up",
             lambda: self.client.compose.up(
@@ -296,6 +323,7 @@ def _info(container: Any) -> ContainerInfo:
         health=health,
         hostname=str(container.config.hostname or ""),
         published=_published(container.network_settings.ports or {}),
+        restarts=int(container.restart_count or 0),
     )
 
 

@@ -43,8 +43,9 @@ THROWAWAY_SETTINGS = {
     "synchronous_commit": "off",
     "full_page_writes": "off",
     "shared_buffers": "32MB",
-    "scram_iterations": "16",
 }
+# PostgreSQL 16 and later only.
+THROWAWAY_SCRAM_ITERATIONS = "16"
 _PORT_ATTEMPTS = 3
 
 
@@ -250,6 +251,11 @@ class PostgresCluster:
             "unix_socket_directories": str(home / "run"),
             "max_connections": "200",
             **(THROWAWAY_SETTINGS if throwaway else {}),
+            **(
+                {"scram_iterations": THROWAWAY_SCRAM_ITERATIONS}
+                if throwaway and int(binaries.version().split(".")[0]) >= 16
+                else {}
+            ),
             **self.settings,
         }
         argv = [str(binaries.path("postgres")), "-D", str(home / "data")]
