@@ -218,3 +218,61 @@ def test_main_exit_codes(monkeypatch, capsys):
         main()
     assert done.value.code == 0
     assert "Throwaway databases" in capsys.readouterr().out
+
+
+def test_scenario_commands_through_the_cli(configured_project):
+    up = invoke(configured_project, "scenario", "up", "users")
+    assert up.exit_code == 0, up.output
+    assert "scenario users is up" in up.output
+    try:
+        listed = invoke(configured_project, "scenario", "list")
+        assert listed.output.splitlines()[0].split() == [
+            "NAME",
+            "APP",
+            "DB",
+            "PORT",
+            "AGE",
+            "STATE",
+        ]
+        assert listed.output.splitlines()[1].split()[0] == "users"
+        assert "running" in listed.output
+        assert "scenario-users" in invoke(configured_project, "status").output
+    finally:
+        down = invoke(configured_project, "scenario", "down", "users")
+    assert "scenario users is down" in down.output
+    assert invoke(configured_project, "scenario", "list").output.strip() == "no scenario is up"
+
+
+@pytest.mark.parametrize("scale", ["0", "-1", "abc", "33"])
+def test_prod_rejects_bad_scales_and_changes_nothing(configured_project, scale):
+    result = run_main(configured_project, "prod", "up", "--scale", scale)
+    assert result.returncode == 1
+    assert "--scale" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert state.all_records(configured_project / ".devtools") == {}
+
+
+def test_prod_status_logs_and_down_when_nothing_is_up(configured_project):
+    assert "production is not running" in invoke(configured_project, "prod", "status").output
+    assert "no logs yet" in invoke(configured_project, "prod", "logs").output
+    down = invoke(configured_project, "prod", "down")
+    assert down.exit_code == 0
+    assert "nothing to stop" in down.output
+
+
+def test_a_compose_environment_is_not_touched_by_the_local_backend(configured_project):
+    state_dir = configured_project / ".devtools"
+    state.write_record(state_dir, "scenario-users", {"kind": "scenario", "backend": "compose"})
+    state.write_record(state_dir, "production", {"kind": "production", "backend": "compose"})
+    from devtools.environments import scenario as scenarios
+    from devtools.errors import UsageError
+
+    assert scenarios.running_scenarios(state_dir) == []
+    with pytest.raises(UsageError, match="running on the compose backend"):
+        scenarios.down(name="users", state_dir=state_dir)
+    from devtools import production
+
+    with pytest.raises(UsageError, match="production is running on the compose backend"):
+        production.status(configured_project)
+    assert "compose" in invoke(configured_project, "status").output
+    assert invoke(configured_project, "clean").output.strip() == "nothing to clean"

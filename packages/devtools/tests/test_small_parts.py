@@ -159,3 +159,58 @@ def test_project_root_is_found_from_below(project: Path):
 def test_scratch_is_tmpfs_when_present():
     if Path("/dev/shm").is_dir() and os.access("/dev/shm", os.W_OK):
         assert paths.scratch_root() == Path("/dev/shm")
+
+
+def test_load_generator_counts_refused_connections_and_error_statuses():
+    from devtools.loadgen import LoadResult, run_load
+
+    refused = run_load(free_port(), "/", seconds=0.2, processes=1, connections=1)
+    assert refused.requests == 0
+    assert refused.errors > 0
+    assert refused.rate == 0.0
+    assert refused.percentile(0.99) == 0.0
+    assert "0 requests/s" in refused.summary()
+    empty = LoadResult(0.0)
+    assert empty.rate == 0.0
+
+
+def test_load_generator_counts_non_2xx_answers_as_errors(tmp_path: Path):
+    import http.server
+    import threading
+
+    from devtools.loadgen import LoadResult, _connection_loop
+
+    class Closing(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(503)
+            self.send_header("Connection", "close")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Closing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = LoadResult(0.2)
+        _connection_loop(
+            server.server_address[1], "/", time.perf_counter() + 0.2, result, threading.Lock()
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.requests == 0
+    assert result.errors > 0
+
+
+def test_fast_cache_refuses_a_folder_others_can_write(monkeypatch, tmp_path: Path):
+    monkeypatch.setattr(paths, "scratch_root", lambda: tmp_path)
+    monkeypatch.setattr(paths, "cache_root", lambda: tmp_path / "disk-cache")
+    shared = tmp_path / f"devtools-cache-{os.geteuid()}"
+    shared.mkdir()
+    shared.chmod(0o777)
+    assert paths.fast_cache_root() == tmp_path / "disk-cache"
+    shared.chmod(0o755)
+    assert paths.fast_cache_root() == shared

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from devtools import application, paths
+from devtools import application, paths, state
 from devtools.backends import BACKENDS, Backend, get_backend
 from devtools.config import ENVIRONMENTS, Settings, load_settings
 from devtools.errors import DevtoolsError, UsageError
@@ -32,9 +32,17 @@ class Context:
         """Validated settings of an environment, environment variables applied."""
         return load_settings(self.project_root, environment, os.environ)
 
-    def backend(self) -> Backend:
-        """The local or compose backend for this checkout."""
-        return get_backend(self.backend_name, self.project_root, os.environ)
+    def backend(self, record: str | None = None) -> Backend:
+        """The chosen backend; for an environment that is up (its ``record``), the one running it.
+
+        So the ``down`` command printed by ``up`` works without repeating ``--backend``.
+        """
+        name = self.backend_name
+        if record is not None:
+            found = state.read_record(self.state_dir, record)
+            if found is not None:
+                name = str(found.get("backend", "local"))
+        return get_backend(name, self.project_root, os.environ)
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -94,7 +102,7 @@ def scenario_up(context: Context, name: str, args: tuple[str, ...]) -> None:
 @pass_context
 def scenario_down(context: Context, name: str) -> None:
     """Stop scenario NAME and delete its database."""
-    context.backend().scenario_down(name, echo)
+    context.backend(f"scenario-{name}").scenario_down(name, echo)
 
 
 @scenario.command("list")
@@ -131,7 +139,7 @@ def prod_up(context: Context, scale: str) -> None:
 @pass_context
 def prod_status(context: Context) -> None:
     """Replicas, ports, PIDs and health."""
-    context.backend().prod_status(echo)
+    context.backend("production").prod_status(echo)
 
 
 @prod.command("logs")
@@ -147,7 +155,7 @@ def prod_status(context: Context) -> None:
 @pass_context
 def prod_logs(context: Context, service: str | None, lines: int) -> None:
     """The last lines of SERVICE's log (nginx, postgres, replica-N), or of all."""
-    context.backend().prod_logs(service, lines, echo)
+    context.backend("production").prod_logs(service, lines, echo)
 
 
 @prod.command("down")
@@ -155,7 +163,7 @@ def prod_logs(context: Context, service: str | None, lines: int) -> None:
 @pass_context
 def prod_down(context: Context, volumes: bool) -> None:
     """Stop production; the data stays unless --volumes."""
-    context.backend().prod_down(volumes, echo)
+    context.backend("production").prod_down(volumes, echo)
 
 
 @cli.command(

@@ -22,7 +22,9 @@ def status_lines(state_dir: Path) -> list[str]:
     rows: list[tuple[str, str, str, str, str]] = []
     for name, record in state.all_records(state_dir).items():
         kind = record.get("kind")
-        if kind == "scenario":
+        if record.get("backend", "local") != "local":
+            rows.append((name, f"{record['backend']}", "see prod/scenario list", "-", "-"))
+        elif kind == "scenario":
             item = scenarios.RunningScenario.from_record(record)
             alive = "running" if item.alive() else "dead"
             ports = f"app {item.app.port}, db {item.database.port}"
@@ -63,6 +65,8 @@ def clean(state_dir: Path) -> list[str]:
     """Remove records of dead environments and orphaned throwaway clusters."""
     lines = []
     for name, record in state.all_records(state_dir).items():
+        if record.get("backend", "local") != "local":
+            continue  # the compose backend's environments are cleaned by its own down
         if record.get("kind") == "scenario":
             item = scenarios.RunningScenario.from_record(record)
             if not item.alive():

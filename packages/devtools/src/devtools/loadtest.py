@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -46,7 +47,7 @@ def run_locust(
                 "--exit-code-on-error",
                 "0",
             ],
-            env={"PATH": "/usr/bin:/bin", "DEVTOOLS_REPLICA_COUNTS": str(counts)},
+            env={**os.environ, "DEVTOOLS_REPLICA_COUNTS": str(counts)},
             timeout=seconds + 120,
         )
         with (prefix.parent / "run_stats.csv").open() as handle:

@@ -6,7 +6,7 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +72,13 @@ def environment_lock(state: Path, name: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def require_backend(record: Mapping[str, Any], backend: str, what: str, command: str) -> None:
+    """Refuse to touch an environment another backend started (its record says which)."""
+    owner = record.get("backend", "local")
+    if owner != backend:
+        raise UsageError(
+            f"{what} is running on the {owner} backend: run `{command}` with "
+            f"--backend {owner} (or DEVTOOLS_BACKEND={owner})"
+        )

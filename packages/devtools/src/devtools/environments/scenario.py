@@ -142,6 +142,9 @@ def up(
     with state.environment_lock(state_dir, record_name(name)):
         existing = state.read_record(state_dir, record_name(name))
         if existing is not None:
+            state.require_backend(
+                existing, "local", f"scenario {name}", f'nox -s "scenario({name})"'
+            )
             running = RunningScenario.from_record(existing)
             if running.alive():
                 for line in running.lines(binaries, already=True):
@@ -217,6 +220,9 @@ def down(*, name: str, state_dir: Path, echo: Callable[[str], None] = print) -> 
         if record is None:
             echo(f"scenario {name} is not up; nothing to do")
             return False
+        state.require_backend(
+            record, "local", f"scenario {name}", f'nox -s "scenario({name})" -- down'
+        )
         stop_scenario(RunningScenario.from_record(record))
         state.delete_record(state_dir, record_name(name))
     echo(f"scenario {name} is down; its database was deleted")
@@ -228,5 +234,5 @@ def running_scenarios(state_dir: Path) -> list[RunningScenario]:
     return [
         RunningScenario.from_record(record)
         for record in state.all_records(state_dir).values()
-        if record.get("kind") == "scenario"
+        if record.get("kind") == "scenario" and record.get("backend", "local") == "local"
     ]

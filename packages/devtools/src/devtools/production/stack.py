@@ -40,7 +40,13 @@ from devtools.production.status import (
     ReplicaStatus,
 )
 from devtools.signals import termination_raises
-from devtools.state import delete_record, environment_lock, read_record, write_record
+from devtools.state import (
+    delete_record,
+    environment_lock,
+    read_record,
+    require_backend,
+    write_record,
+)
 
 MIN_SCALE = 1
 MAX_SCALE = 32
@@ -97,6 +103,7 @@ def up(
         record = read_record(layout.state, ENVIRONMENT)
         note = ""
         if record is not None:
+            require_backend(record, "local", "production", "nox -s prod -- down")
             problem = _broken(layout, record)
             if problem is None:
                 _check_same_port(record, settings)
@@ -117,6 +124,7 @@ def status(project_root: Path) -> ProductionStatus:
     record = read_record(layout.state, ENVIRONMENT)
     if record is None:
         return ProductionStatus(running=False, message="production is not running")
+    require_backend(record, "local", "production", "nox -s prod -- status")
     message = ""
     if record.get("status") != "running":
         message = "an earlier up did not finish: run up again to repair it, or down"
@@ -140,6 +148,8 @@ def down(project_root: Path, *, volumes: bool = False) -> str:
         record = read_record(layout.state, ENVIRONMENT)
         database = persistent.running_database(layout.state, ENVIRONMENT)
         data = database.home / "data" if database else layout.postgres
+        if record is not None:
+            require_backend(record, "local", "production", "nox -s prod -- down")
         if record is None:
             message = "production is not running, nothing to stop"
             if database is not None:

@@ -25,10 +25,6 @@ from devtools.ports import free_port
 from devtools.waiting import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-pytestmark = pytest.mark.skipif(
-    os.environ.get("DEVTOOLS_DOCKER_TESTS") != "1",
-    reason="set DEVTOOLS_DOCKER_TESTS=1 to run the compose files on a Docker engine",
-)
 
 
 @pytest.fixture(scope="module")
