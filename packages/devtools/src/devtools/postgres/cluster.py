@@ -43,6 +43,9 @@ THROWAWAY_SETTINGS = {
     "synchronous_commit": "off",
     "full_page_writes": "off",
     "shared_buffers": "32MB",
+    # Segments inside the data dir (on tmpfs anyway), so even a SIGKILLed server leaves no
+    # /dev/shm/PostgreSQL.* behind once its folder is swept.
+    "dynamic_shared_memory_type": "mmap",
 }
 # PostgreSQL 16 and later only.
 THROWAWAY_SCRAM_ITERATIONS = "16"
