@@ -12,6 +12,12 @@ import pytest
 from devtools import paths
 from devtools.postgres.cluster import OWNER_FILE, THROWAWAY_PREFIX
 from devtools.processes import ProcessRef
+from devtools.signals import unignore_interrupts
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The Ctrl-C these tests send must reach the CLIs they start, also in a background run.
+    unignore_interrupts()
 
 
 def throwaway_roots() -> set[Path]:

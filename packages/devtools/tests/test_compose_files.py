@@ -128,6 +128,16 @@ def test_ports_are_on_loopback_and_chosen_by_docker(
     assert published
 
 
+def test_the_dev_server_port_can_be_fixed(
+    compose_binary: Path, secret_files: dict[str, str], tmp_path: Path
+) -> None:
+    variables = {**secret_files, "DEV_PORT": "5123"}
+    web = normalised(compose_binary, "development", variables, tmp_path)["services"]["web"]
+    assert [(p["host_ip"], p["published"], p["target"]) for p in web["ports"]] == [
+        ("127.0.0.1", "5123", 5000)
+    ]
+
+
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 def test_services_have_healthchecks_and_wait_for_healthy_dependencies(
     compose_binary: Path, secret_files: dict[str, str], tmp_path: Path, environment: str

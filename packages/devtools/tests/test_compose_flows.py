@@ -3,7 +3,9 @@ state (nothing up, up, half-up, up on the other backend). The real engine is in 
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,12 @@ from devtools.ports import free_port
 
 from .conftest import REPO_ROOT
 
-SERVICES = {"testing": ["db"], "scenario": ["db", "web"], "production": ["db", "web", "nginx"]}
+SERVICES = {
+    "development": ["db", "web"],
+    "testing": ["db"],
+    "scenario": ["db", "web"],
+    "production": ["db", "web", "nginx"],
+}
 
 
 class Engine:
@@ -88,12 +95,33 @@ class FakeProject:
         self.engine.containers[self.name] = keep
         if self.environment == "production":
             self.engine.volumes.add(f"{self.name}_pgdata")
+        if self.environment == "development":
+            self.engine.volumes.add(f"{self.name}_devdata")
+
+    def stop(self, services: Sequence[str], timeout: int | None = None) -> None:
+        self.engine.calls.append(("stop", self.name, tuple(services)))
+        self.engine.containers[self.name] = [
+            container(self.name, c.service, c.number, status="exited")
+            if c.service in services
+            else c
+            for c in self.containers()
+        ]
+
+    def argv(self, *args: str) -> list[str]:
+        # The "compose" command: exits with the code it is given, else at once with 0.
+        self.engine.calls.append(("compose", self.name, args))
+        code = args[1] if args[:1] == ("exit",) else "0"
+        return [sys.executable, "-c", f"raise SystemExit({code})"]
+
+    def command_environment(self) -> dict[str, str]:
+        return dict(os.environ)
 
     def down(self, *, volumes: bool, timeout: int | None = None) -> None:
         self.engine.calls.append(("down", self.name, volumes))
         self.engine.containers.pop(self.name, None)
         if volumes:
             self.engine.volumes.discard(f"{self.name}_pgdata")
+            self.engine.volumes.discard(f"{self.name}_devdata")
 
     def port(self, service: str, private_port: int, index: int = 1) -> int:
         return {"db": 40001, "web": 40002}[service]
@@ -134,7 +162,7 @@ def backend(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
             engine, name, REPO_ROOT / "docker" / f"{environment}.yml", variables
         ),
     )
-    for wait in ("_wait_database", "_wait_http", "_wait_nginx_sees"):
+    for wait in ("wait_database", "wait_http", "_wait_nginx_sees"):
         monkeypatch.setattr(created, wait, lambda *args: 0.0)
     return created
 
@@ -411,3 +439,177 @@ def test_a_crashed_container_ends_the_wait_with_its_log(engine: Engine, tmp_path
     engine.containers["p"] = [container("p", "nginx", 1)]
     watch.last = 0.0
     watch.check()
+
+
+# --- development, flask, psql and the compose passthrough ----------------------------------
+
+
+@pytest.fixture
+def migrations(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, str]]:
+    """The migrations devtools would run from the host, recorded instead of run."""
+    done: list[dict[str, str]] = []
+    monkeypatch.setattr(compose_backend.application, "migrate", lambda env: done.append(env))
+    return done
+
+
+def test_dev_serves_then_stops_only_the_server(
+    backend: ComposeBackend, engine: Engine, migrations: list[dict[str, str]]
+):
+    port = free_port()
+    lines: list[str] = []
+    assert backend.dev_serve(port, lines.append) == 0
+    project = naming.development_project(backend.state_dir)
+    assert [call[:3] for call in engine.calls if call[0] in ("up", "build", "stop")] == [
+        ("up", project, ("db",)),
+        ("build", project, ("web",)),
+        ("up", project, ("web",)),
+        ("stop", project, ("web",)),
+    ]
+    assert (
+        f"development server:   http://127.0.0.1:{port}  (Ctrl-C stops it; the data stays)" in lines
+    )
+    assert lines[-1].startswith("development server stopped; the database keeps running")
+    assert migrations[0]["POSTGRES_PORT"] == "40001"
+    record = state.read_record(backend.state_dir, "development-db")
+    assert record is not None
+    assert (record["backend"], record["status"], record["app_port"]) == ("compose", "running", port)
+    assert record["variables"]["DEV_PORT"] == str(port)
+    # A second run finds the database up: no second start, no second migration.
+    backend.dev_serve(port, lambda line: None)
+    assert [call for call in engine.kinds("up") if call[2] == ("db",)] == engine.kinds("up")[:1]
+    assert len(migrations) == 1
+
+
+def test_dev_down_keeps_the_data_unless_volumes(
+    backend: ComposeBackend, engine: Engine, migrations: list[dict[str, str]]
+):
+    with backend.app_environment("development", lambda line: None) as env:
+        assert (env["POSTGRES_HOSTNAME"], env["POSTGRES_PORT"]) == ("127.0.0.1", "40001")
+    assert backend.database_url("development") is not None
+    project = naming.development_project(backend.state_dir)
+    kept = lines_of(lambda echo: backend.dev_down(False, echo))
+    assert kept == [
+        f"the development database is stopped (data kept in volume {project}_devdata; "
+        "down --volumes deletes it)"
+    ]
+    assert backend.database_url("development") is None
+    gone = lines_of(lambda echo: backend.dev_down(True, echo))
+    assert gone == ["the development database is not running; its data was deleted"]
+    assert engine.volumes == set()
+    again = lines_of(lambda echo: backend.dev_down(False, echo))
+    assert again == ["the development database is not running"]
+
+
+def test_a_local_development_database_is_left_alone(backend: ComposeBackend, engine: Engine):
+    state.write_record(
+        backend.state_dir, "development-db", {"kind": "database", "backend": "local"}
+    )
+    with pytest.raises(UsageError, match="running on the local backend"):
+        backend.dev_down(False, lambda line: None)
+    assert engine.calls == []
+
+
+def test_flask_on_production_needs_it_running(backend: ComposeBackend):
+    with (
+        pytest.raises(UsageError, match="production is not running on compose"),
+        backend.app_environment("production", lambda line: None),
+    ):
+        pass
+    assert backend.database_url("production") is None
+    assert backend.database_url("users") is None
+
+
+def test_compose_passthrough_runs_on_the_environment_project(
+    backend: ComposeBackend, engine: Engine
+):
+    assert backend.compose("development", ["exit", "3"]) == 3
+    project = naming.development_project(backend.state_dir)
+    assert engine.kinds("compose") == [("compose", project, ("exit", "3"))]
+    # Not up yet: the password file compose's `up` needs is staged.
+    assert (backend.workdir(project) / "secrets" / "db_password").is_file()
+    assert backend.compose("production", ["ps"]) == 0
+    production = naming.production_project(backend.state_dir)
+    assert (backend.workdir(production) / "nginx.conf").is_file()
+    for environment, message in [
+        ("testing", "testing projects live only as long as their test run"),
+        ("staging", "unknown environment 'staging'"),
+        ("scenario:users", r'scenario users is not up: start it with nox -s "scenario\(users\)"'),
+    ]:
+        with pytest.raises(UsageError, match=message):
+            backend.compose(environment, ["ps"])
+
+
+def test_compose_passthrough_and_psql_on_a_running_scenario(
+    backend: ComposeBackend, engine: Engine, scenario_tools: list[list[str]]
+):
+    backend.scenario_up("users", [], lambda line: None)
+    assert backend.compose("scenario:users", ["logs"]) == 0
+    project = naming.scenario_project(backend.state_dir, "users")
+    assert engine.kinds("compose")[-1] == ("compose", project, ("logs",))
+    url = backend.database_url("users")
+    assert url is not None
+    assert url.startswith("postgresql://postgres:")
+    assert url.endswith("@127.0.0.1:40001/application")
+
+
+# --- status rows --------------------------------------------------------------------
+
+
+def status_row(backend: ComposeBackend, name: str) -> list[str]:
+    """The status table's row of ``name``, split on runs of two or more spaces."""
+    import re
+
+    from devtools import inventory
+
+    (line,) = [
+        line
+        for line in inventory.status_lines(backend.state_dir, backend)
+        if line.startswith(name + " ")
+    ]
+    return re.split(r"\s{2,}", line.strip())
+
+
+def test_status_rows_follow_the_containers(
+    backend: ComposeBackend, engine: Engine, migrations: list[dict[str, str]]
+):
+    port = free_port()
+    backend.dev_serve(port, lambda line: None)
+    # The dev server has stopped with `nox -s dev`: only the database counts.
+    _, condition, ports, where, _age = status_row(backend, "development-db")
+    assert (condition, where) == ("running", "compose: 1/1 up")
+    assert ports == f"app {port}, db 40001"
+
+    backend.prod_up(2, lambda line: None)
+    production = naming.production_project(backend.state_dir)
+    assert status_row(backend, "production")[1:4] == [
+        "running",
+        f"nginx {backend.env.settings('production').get('APPLICATION_PORT')}",
+        "compose: 4/4 up",
+    ]
+    engine.containers[production][-1] = container(production, "web", 2, status="exited")
+    assert status_row(backend, "production")[1::2] == ["degraded", "compose: 3/4 up"]
+    engine.containers[production] = [
+        container(production, c.service, c.number, status="exited")
+        for c in engine.containers[production]
+    ]
+    assert status_row(backend, "production")[1::2] == ["stopped", "compose: 0/4 up"]
+
+
+def test_status_rows_without_docker_or_project(
+    backend: ComposeBackend, monkeypatch: pytest.MonkeyPatch
+):
+    from devtools.compose.engine import DockerUnavailable
+
+    state.write_record(
+        backend.state_dir, "scenario-users", {"kind": "scenario", "backend": "compose"}
+    )
+    assert status_row(backend, "scenario-users")[1:4] == ["unknown", "-", "compose: no project"]
+
+    def no_docker() -> str:
+        raise DockerUnavailable("Docker is not installed")
+
+    record = {"kind": "production", "backend": "compose", "project": "p", "port": 8080}
+    state.write_record(backend.state_dir, "production", record)
+    monkeypatch.setattr(backend, "docker", no_docker)
+    monkeypatch.setattr(ComposeBackend, "project", lambda *args: backend.docker())
+    assert status_row(backend, "production")[1:4] == ["unknown", "nginx 8080", "compose: no docker"]

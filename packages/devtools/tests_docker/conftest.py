@@ -18,8 +18,14 @@ from devtools.backends import Environment
 from devtools.compose import images, naming
 from devtools.compose.backend import ComposeBackend
 from devtools.ports import free_port
+from devtools.signals import unignore_interrupts
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The Ctrl-C these tests send must reach the CLIs they start, also in a background run.
+    unignore_interrupts()
 
 
 def docker_names(*command: str) -> list[str]:
@@ -65,7 +71,7 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         subprocess.run(["docker", kind, "rm", "--force", name], capture_output=True, check=False)
     tags = [
         f"{naming.PREFIX}-{naming.checkout_id(state)}/app:{env}"
-        for env in ("scenario", "production")
+        for env in ("development", "scenario", "production")
     ]
     subprocess.run(["docker", "image", "rm", *tags], capture_output=True, check=False)
     assert not left, f"left behind: {left}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 
+import psycopg2
 from psycopg2 import errors as pg_errors
 from psycopg2 import sql
 
@@ -46,7 +47,13 @@ def app_environment(
 
 def create_database(database: ClusterInfo, name: str) -> bool:
     """Create database ``name`` unless it exists; return whether it was created."""
-    conn = database.connect()
+    return create_database_at(database.dsn("postgres"), name)
+
+
+def create_database_at(url: str, name: str) -> bool:
+    """Create database ``name`` on the server of superuser ``url`` unless it exists."""
+    conn = psycopg2.connect(url, connect_timeout=5)
+    conn.autocommit = True
     try:
         with conn.cursor() as cursor:
             cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

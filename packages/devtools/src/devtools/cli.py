@@ -15,9 +15,11 @@ from devtools import application, paths, state
 from devtools.backends import BACKENDS, Backend, get_backend
 from devtools.config import ENVIRONMENTS, Settings, load_settings
 from devtools.errors import DevtoolsError, UsageError
-from devtools.signals import install_termination_handler
+from devtools.signals import Terminated, install_termination_handler
 
 F = TypeVar("F", bound=Callable[..., Any])
+# The state record of the development database, whichever backend runs it.
+DEVELOPMENT_RECORD = "development-db"
 
 
 class Context:
@@ -191,17 +193,9 @@ def dev(ctx: click.Context, port: int | None) -> None:
     """The Flask development server (debug, reload) on the persistent development database."""
     if ctx.invoked_subcommand is not None:
         return
-    from devtools.environments import development
-
     context = ctx.find_object(Context)
     assert context is not None
-    development.serve(
-        settings=context.settings("development"),
-        state_dir=context.state_dir,
-        environ=os.environ,
-        port=port,
-        echo=echo,
-    )
+    sys.exit(context.backend(DEVELOPMENT_RECORD).dev_serve(port, echo))
 
 
 @dev.command("down")
@@ -209,15 +203,10 @@ def dev(ctx: click.Context, port: int | None) -> None:
 @pass_context
 def dev_down(context: Context, volumes: bool) -> None:
     """Stop the development database (its data stays unless --volumes)."""
-    from devtools.environments import persistent
-
-    if persistent.stop_database(context.state_dir, "development", volumes=volumes):
-        echo("the development database is stopped" + (" and deleted" if volumes else ""))
-    else:
-        echo("the development database is not running" + ("; data deleted" if volumes else ""))
+    context.backend(DEVELOPMENT_RECORD).dev_down(volumes, echo)
 
 
-# --- flask, psql, config -----------------------------------------------------------------
+# --- flask, psql, compose, config --------------------------------------------------------
 
 
 @cli.command(
@@ -235,36 +224,32 @@ def dev_down(context: Context, volumes: bool) -> None:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @pass_context
 def flask_command(context: Context, environment: str, args: tuple[str, ...]) -> None:
-    """The Flask CLI with an environment's configuration, e.g. ``db migrate -m "add name"``."""
-    from devtools.environments import persistent
-    from devtools.postgres import PostgresBinaries, PostgresCluster
+    """The Flask CLI with an environment's configuration, e.g. ``db migrate -m "add name"``.
 
-    settings = context.settings(environment)
+    Runs on this machine (so ``db migrate`` writes into packages/app), against the database
+    of the backend running the environment; testing gets a throwaway one.
+    """
+    record = {"development": DEVELOPMENT_RECORD, "production": "production"}.get(environment)
     argv = [sys.executable, "-m", "flask", "--app", application.FLASK_APP, *args]
-    if environment == "testing":
-        cluster = PostgresCluster(
-            binaries=PostgresBinaries.from_setting(settings.get("POSTGRES_BINARIES")),
-            superuser=settings.require("POSTGRES_USER"),
-        )
-        with cluster as info:
-            application.create_database(info, settings.require("APPLICATION_DB"))
-            env = application.app_environment(settings, info, os.environ)
-            application.migrate(env)
-            code = _run_foreground(argv, env)
-    else:
-        settings, info = persistent.ensure_database(settings, context.state_dir, os.environ, echo)
-        code = _run_foreground(argv, application.app_environment(settings, info, os.environ))
+    with context.backend(record).app_environment(environment, echo) as env:
+        code = _run_foreground(argv, env)
     sys.exit(code)
 
 
 def _run_foreground(argv: list[str], env: dict[str, str]) -> int:
-    """Run an interactive command; Ctrl-C reaches it directly and we wait for it."""
+    """Run an interactive command and wait for it.
+
+    Ctrl-C reaches it directly (psql cancels a query, flask stops), so we keep waiting; SIGTERM
+    reaches only us, so we pass it on.
+    """
     child = subprocess.Popen(argv, env=env)
     while True:
         try:
             return child.wait()
+        except Terminated:
+            child.terminate()
         except KeyboardInterrupt:
-            continue  # the child got the same SIGINT; wait for it to finish
+            continue
 
 
 @cli.command("psql")
@@ -272,31 +257,52 @@ def _run_foreground(argv: list[str], env: dict[str, str]) -> int:
 @pass_context
 def psql_command(context: Context, target: str) -> None:
     """A psql shell on a running database: development, production or a scenario name."""
-    from devtools.environments import persistent
+    import shutil
+
     from devtools.environments import scenario as scenarios
     from devtools.postgres import PostgresBinaries
 
-    if target in ("development", "production"):
-        info = persistent.running_database(context.state_dir, target)
-        settings = context.settings(target)
-        dbname = settings.require("APPLICATION_DB")
-        start = f"nox -s {'dev' if target == 'development' else 'prod'}"
+    if target == "development":
+        record, start = DEVELOPMENT_RECORD, "nox -s dev"
+    elif target == "production":
+        record, start = "production", "nox -s prod"
     else:
-        found = [s for s in scenarios.running_scenarios(context.state_dir) if s.name == target]
-        info = found[0].database if found and found[0].alive() else None
-        settings = context.settings("scenario")
-        dbname = found[0].dbname if found else settings.require("APPLICATION_DB")
-        start = f'nox -s "scenario({target})"'
-    if info is None:
+        record, start = scenarios.record_name(target), f'nox -s "scenario({target})"'
+    url = context.backend(record).database_url(target)
+    if url is None:
         raise UsageError(f"{target} is not running; start it with {start}")
+    settings = context.settings("development")
     binaries = PostgresBinaries.from_setting(settings.get("POSTGRES_BINARIES"))
-    import shutil
-
     psql = shutil.which("psql") or str(binaries.path("psql"))
     env = dict(os.environ)
     if psql == str(binaries.path("psql")):
         env["LD_LIBRARY_PATH"] = str(binaries.bindir.parent / "lib")
-    sys.exit(_run_foreground([psql, info.dsn(dbname)], env))
+    sys.exit(_run_foreground([psql, url], env))
+
+
+@cli.command(
+    "compose", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False}
+)
+@click.option(
+    "--env",
+    "environment",
+    envvar="APPLICATION_CONFIG",
+    default="development",
+    show_default=True,
+    help="development, production or scenario:NAME (env APPLICATION_CONFIG).",
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@pass_context
+def compose_command(context: Context, environment: str, args: tuple[str, ...]) -> None:
+    """``docker compose ARGS`` on an environment's project (its name, file and variables),
+    e.g. ``ps``, ``logs -f web``, ``exec db psql -U postgres``."""
+    from devtools.compose.backend import ComposeBackend
+
+    if not args:
+        raise UsageError("give compose its arguments, e.g. nox -s compose -- ps")
+    backend = get_backend("compose", context.project_root, os.environ)
+    assert isinstance(backend, ComposeBackend)
+    sys.exit(backend.compose(environment, args))
 
 
 @cli.command("config")
@@ -395,9 +401,10 @@ def loadtest_command(context: Context, users: int, seconds: int) -> None:
 )
 @click.option(
     "--only",
-    type=click.Choice(["foundation", "bulk", "prod"]),
+    type=click.Choice(["foundation", "bulk", "prod", "compose"]),
     multiple=True,
-    help="Print only these groups of figures (default: all).",
+    help="Print only these groups of figures (default: all but compose, which needs Docker: "
+    "compose up times beside the local ones).",
 )
 @pass_context
 def bench_command(context: Context, runs: int, bulk_count: int, only: tuple[str, ...]) -> None:
@@ -413,6 +420,9 @@ def bench_command(context: Context, runs: int, bulk_count: int, only: tuple[str,
         echo(bench.bulk_load(bulk_count, 2000, environ).line())
     if "prod" in groups:
         for figure in bench.production_figures(context.project_root, environ):
+            echo(figure.line())
+    if "compose" in groups:
+        for figure in bench.compose_figures(context.project_root, environ, runs):
             echo(figure.line())
 
 

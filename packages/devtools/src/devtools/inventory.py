@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from devtools import production, state
 from devtools.environments import persistent
@@ -12,18 +14,27 @@ from devtools.local_backend import age
 from devtools.postgres import ClusterInfo
 from devtools.postgres.cluster import sweep_stale_clusters
 
+if TYPE_CHECKING:
+    from devtools.compose.backend import ComposeBackend
+
 
 def _age(created: float | None) -> str:
     return "-" if created is None else age(time.time() - created)
 
 
-def status_lines(state_dir: Path) -> list[str]:
-    """A table of every recorded environment plus orphaned throwaway clusters."""
+def status_lines(state_dir: Path, compose: ComposeBackend | None = None) -> list[str]:
+    """A table of every recorded environment plus orphaned throwaway clusters.
+
+    Compose environments are asked about through ``compose`` (by default a compose backend on
+    this checkout, created only when there is a compose record).
+    """
     rows: list[tuple[str, str, str, str, str]] = []
     for name, record in state.all_records(state_dir).items():
         kind = record.get("kind")
-        if record.get("backend", "local") != "local":
-            rows.append((name, f"{record['backend']}", "see prod/scenario list", "-", "-"))
+        if record.get("backend", "local") == "compose":
+            if compose is None:
+                compose = _compose_backend(state_dir)
+            rows.append(_compose_row(compose, name, record))
         elif kind == "scenario":
             item = scenarios.RunningScenario.from_record(record)
             alive = "running" if item.alive() else "dead"
@@ -50,8 +61,7 @@ def status_lines(state_dir: Path) -> list[str]:
             rows.append((name, alive, f"nginx {port}, {status.scale} replicas", pids, "-"))
         else:
             rows.append((name, str(record.get("status", "recorded")), "-", "-", "-"))
-    lines = [f"{'ENVIRONMENT':<22} {'STATE':<8} {'PORTS':<24} {'PIDS':<16} AGE"]
-    lines += [f"{n:<22} {s:<8} {p:<24} {i:<16} {a}" for n, s, p, i, a in rows]
+    lines = _table(("ENVIRONMENT", "STATE", "PORTS", "PIDS OR CONTAINERS", "AGE"), rows)
     if not rows:
         lines = ["nothing is up"]
     for environment in ("development", "production"):
@@ -59,6 +69,58 @@ def status_lines(state_dir: Path) -> list[str]:
         if root.exists() and persistent.running_database(state_dir, environment) is None:
             lines.append(f"{environment} data kept (stopped) in {root}")
     return lines
+
+
+def _table(header: tuple[str, ...], rows: list[tuple[str, str, str, str, str]]) -> list[str]:
+    """Left-aligned columns at least two spaces apart, as wide as their widest cell."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
+
+
+def _compose_backend(state_dir: Path) -> ComposeBackend:
+    from devtools.backends import Environment
+    from devtools.compose.backend import ComposeBackend
+
+    return ComposeBackend(Environment(state_dir.parent, os.environ, state_dir))
+
+
+def _compose_row(
+    backend: ComposeBackend, name: str, record: dict[str, Any]
+) -> tuple[str, str, str, str, str]:
+    """A compose environment's row: its ports from the record, its containers from Docker."""
+    from devtools.errors import DevtoolsError
+
+    ports = ", ".join(
+        f"{label} {record[key]}"
+        for key, label in (("port", "nginx"), ("app_port", "app"), ("db_port", "db"))
+        if key in record
+    )
+    created = _age(record.get("created_at"))
+    if "project" not in record:
+        return (name, "unknown", ports or "-", "compose: no project", created)
+    try:
+        backend.docker()
+        environment = Path(record.get("compose_file", "testing.yml")).stem
+        containers = backend.project(
+            environment, record["project"], record.get("variables", {})
+        ).containers()
+    except DevtoolsError:
+        return (name, "unknown", ports or "-", "compose: no docker", created)
+    if record.get("kind") == "database":
+        # The development server's container runs only while `nox -s dev` does.
+        containers = [c for c in containers if c.service == "db"]
+    running = sum(1 for c in containers if c.status == "running")
+    if record.get("status") not in (None, "running"):
+        condition = str(record["status"])
+    elif containers and running == len(containers):
+        condition = "running"
+    else:
+        condition = "degraded" if running else "stopped"
+    where = f"compose: {running}/{len(containers)} up"
+    return (name, condition, ports or "-", where, created)
 
 
 def clean(state_dir: Path) -> list[str]:

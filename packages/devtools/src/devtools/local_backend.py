@@ -6,8 +6,9 @@ import contextlib
 import time
 from collections.abc import Iterator, Sequence
 
-from devtools import production
+from devtools import application, production
 from devtools.backends import Echo, Environment
+from devtools.environments import persistent
 from devtools.environments import scenario as scenarios
 from devtools.postgres import PostgresBinaries, PostgresCluster
 
@@ -92,3 +93,55 @@ class LocalBackend:
         )
         with cluster as info:
             yield info.dsn("postgres")
+
+    def dev_serve(self, port: int | None, echo: Echo) -> int:
+        """See :func:`devtools.environments.development.serve`."""
+        from devtools.environments import development
+
+        return development.serve(
+            settings=self.env.settings("development"),
+            state_dir=self.env.state_dir,
+            environ=self.env.environ,
+            port=port,
+            echo=echo,
+        )
+
+    def dev_down(self, volumes: bool, echo: Echo) -> None:
+        """Stop the development database (and delete its data with ``volumes``)."""
+        if persistent.stop_database(self.env.state_dir, "development", volumes=volumes):
+            echo("the development database is stopped" + (" and deleted" if volumes else ""))
+        else:
+            echo("the development database is not running" + ("; data deleted" if volumes else ""))
+
+    @contextlib.contextmanager
+    def app_environment(self, environment: str, echo: Echo) -> Iterator[dict[str, str]]:
+        """The environment of an app command: testing on a throwaway cluster for its duration,
+        development and production on their persistent databases (started unless running)."""
+        settings = self.env.settings(environment)
+        if environment == "testing":
+            cluster = PostgresCluster(
+                binaries=PostgresBinaries.from_setting(settings.get("POSTGRES_BINARIES")),
+                superuser=settings.require("POSTGRES_USER"),
+            )
+            with cluster as info:
+                application.create_database(info, settings.require("APPLICATION_DB"))
+                env = application.app_environment(settings, info, self.env.environ)
+                application.migrate(env)
+                yield env
+        else:
+            settings, info = persistent.ensure_database(
+                settings, self.env.state_dir, self.env.environ, echo
+            )
+            yield application.app_environment(settings, info, self.env.environ)
+
+    def database_url(self, target: str) -> str | None:
+        """The URL of a running environment's app database (development, production or a
+        scenario's name), or None when it is not running."""
+        if target in ("development", "production"):
+            info = persistent.running_database(self.env.state_dir, target)
+            dbname = self.env.settings(target).require("APPLICATION_DB")
+            return info.dsn(dbname) if info is not None else None
+        for item in scenarios.running_scenarios(self.env.state_dir):
+            if item.name == target and item.alive():
+                return item.database.dsn(item.dbname)
+        return None

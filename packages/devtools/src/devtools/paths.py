@@ -24,9 +24,14 @@ def find_project_root(start: Path | None = None) -> Path:
 
 
 def state_dir(project_root: Path) -> Path:
-    """The git-ignored folder holding running environments, persistent data and secrets."""
-    path = project_root / STATE_DIR_NAME
-    path.mkdir(mode=0o755, exist_ok=True)
+    """The git-ignored folder holding running environments, persistent data and secrets.
+
+    ``DEVTOOLS_STATE_DIR`` puts it elsewhere: another state folder is another, separate set of
+    environments of the same checkout (the engine tests run that way).
+    """
+    override = os.environ.get("DEVTOOLS_STATE_DIR")
+    path = Path(override).resolve() if override else project_root / STATE_DIR_NAME
+    path.mkdir(mode=0o755, parents=True, exist_ok=True)
     return path
 
 

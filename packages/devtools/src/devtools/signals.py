@@ -33,6 +33,17 @@ def termination_raises() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def unignore_interrupts() -> None:
+    """Make Ctrl-C raise KeyboardInterrupt here and reach the programs started from here.
+
+    A program started in the background by a non-interactive shell inherits SIGINT ignored, and
+    an ignored signal stays ignored across exec. A handler, unlike SIG_IGN, is reset to the
+    default in every child, where Python turns it into KeyboardInterrupt again.
+    """
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def install_termination_handler() -> None:
     """Make SIGTERM and SIGHUP raise :class:`Terminated` from now on (main thread only)."""
     if threading.current_thread() is threading.main_thread():

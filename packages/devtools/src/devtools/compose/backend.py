@@ -18,13 +18,14 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit
 
 import psycopg2
 
 from devtools import application, state
 from devtools.backends import Echo, Environment
 from devtools.compose import naming
+from devtools.compose.development import ComposeDevelopment
 from devtools.compose.engine import require_docker
 from devtools.compose.images import IMAGE_VARIABLES, image_variables, require_images
 from devtools.compose.nginx import write_compose_config
@@ -78,13 +79,14 @@ def compose_variables(
     """The variables ``docker/<environment>.yml`` is interpolated with (no secret values).
 
     Args:
-        environment: ``testing``, ``scenario`` or ``production``.
+        environment: ``development``, ``testing``, ``scenario`` or ``production``.
         settings: that environment's settings.
         images: the image mapping (``image_variables``; empty for the upstream images).
         files: staged files by name: ``db_password`` always, ``secret_key`` and ``nginx.conf``
             for production.
-        app_image: the app image tag (scenario, production).
-        port: nginx's host port (production).
+        app_image: the app image tag (development, scenario, production).
+        port: nginx's host port (production), the dev server's (development; None: Docker's
+            choice).
     """
     variables = dict(images)
     variables.update(
@@ -92,11 +94,14 @@ def compose_variables(
         APPLICATION_DB=settings.require("APPLICATION_DB"),
         POSTGRES_PASSWORD_FILE=str(files["db_password"]),
     )
-    if environment in ("scenario", PRODUCTION):
+    if environment in ("development", "scenario", PRODUCTION):
         if app_image is None:
             raise ValueError(f"{environment} needs an app image")
         variables["APP_IMAGE"] = app_image
+    if environment in ("scenario", PRODUCTION):
         variables["GUNICORN_WORKERS"] = str(settings.get("GUNICORN_WORKERS") or 2)
+    if environment == "development":
+        variables["DEV_PORT"] = "" if port is None else str(port)
     if environment == "scenario":
         variables["FLASK_CONFIG"] = settings.require("FLASK_CONFIG")
     if environment == PRODUCTION:
@@ -235,7 +240,7 @@ class ComposeBackend:
         finally:
             remove_folder(self.workdir(project.name))
 
-    def _require_ours(self, record: Mapping[str, Any], what: str, command: str) -> None:
+    def require_ours(self, record: Mapping[str, Any], what: str, command: str) -> None:
         backend = record.get("backend", "local")
         if backend != self.name:
             raise UsageError(
@@ -243,7 +248,7 @@ class ComposeBackend:
                 f"--backend {backend} (or DEVTOOLS_BACKEND={backend}) first"
             )
 
-    def _wait_database(self, project: ComposeProject, url: str) -> float:
+    def wait_database(self, project: ComposeProject, url: str) -> float:
         """Return once PostgreSQL answers a query through the published port."""
         watch = CrashWatch(project, ("db",))
 
@@ -268,7 +273,7 @@ class ComposeBackend:
             on_timeout=lambda: project.logs_tail(["db"]),
         )
 
-    def _wait_http(self, project: ComposeProject, port: int, service: str) -> float:
+    def wait_http(self, project: ComposeProject, port: int, service: str) -> float:
         """Return once ``GET /health`` on 127.0.0.1:``port`` answers 200."""
         watch = CrashWatch(project, (service,))
 
@@ -286,6 +291,104 @@ class ComposeBackend:
             # Behind nginx the cause is usually a replica that never became healthy.
             on_timeout=lambda: project.logs_tail(sorted({service, "web"})),
         )
+
+    def project_database_url(self, project: ComposeProject, dbname: str | None = None) -> str:
+        """A host URL of a running project's database (the app's unless ``dbname``)."""
+        variables = project.variables
+        return database_url(
+            variables["POSTGRES_USER"],
+            Path(variables["POSTGRES_PASSWORD_FILE"]).read_text(),
+            project.port("db", DB_PORT),
+            dbname or variables["APPLICATION_DB"],
+        )
+
+    # --- development, the flask CLI, psql and compose itself ------------------------------
+
+    def dev_serve(self, port: int | None, echo: Echo) -> int:
+        """See :meth:`devtools.compose.development.ComposeDevelopment.serve`."""
+        return ComposeDevelopment(self).serve(port, echo)
+
+    def dev_down(self, volumes: bool, echo: Echo) -> None:
+        """See :meth:`devtools.compose.development.ComposeDevelopment.down`."""
+        ComposeDevelopment(self).down(volumes, echo)
+
+    @contextlib.contextmanager
+    def app_environment(self, environment: str, echo: Echo) -> Iterator[dict[str, str]]:
+        """The environment of an app command (``flask ...``) run on the host.
+
+        development: its database is started unless it runs; testing: a throwaway database
+        for the command's duration; production: the running production's database.
+        """
+        if environment == "development":
+            settings, project, _ = ComposeDevelopment(self).ensure_database(echo)
+            password = Path(project.variables["POSTGRES_PASSWORD_FILE"]).read_text()
+            port = project.port("db", DB_PORT)
+            yield host_app_environment(settings, self.env.environ, url_port=port, password=password)
+        elif environment == PRODUCTION:
+            record, project = self.recorded_production()
+            if record is None or not any(
+                c.service == "db" and c.status == "running" for c in project.containers()
+            ):
+                raise UsageError(
+                    "production is not running on compose; start it with "
+                    "nox -s prod -- --backend compose"
+                )
+            settings = fill_secrets(self.env.settings(PRODUCTION), self.state_dir, SECRET_KEYS)
+            yield host_app_environment(
+                settings,
+                self.env.environ,
+                url_port=project.port("db", DB_PORT),
+                password=settings.require("POSTGRES_PASSWORD"),
+            )
+        else:
+            settings = self.env.settings(environment)
+            with self.test_database() as url:
+                dbname = settings.require("APPLICATION_DB")
+                application.create_database_at(url, dbname)
+                parts = urlsplit(url)
+                env = host_app_environment(
+                    settings,
+                    self.env.environ,
+                    url_port=int(parts.port or DB_PORT),
+                    password=unquote(parts.password or ""),
+                )
+                application.migrate(env)
+                yield env
+
+    def database_url(self, target: str) -> str | None:
+        """The URL of a running environment's app database (development, production or a
+        scenario's name) on compose, or None when it is not running there."""
+        self.docker()
+        if target == "development":
+            return ComposeDevelopment(self).database_url()
+        if target == PRODUCTION:
+            record, project = self.recorded_production()
+            running = {c.service for c in project.containers() if c.status == "running"}
+            return self.project_database_url(project) if record and "db" in running else None
+        record = state.read_record(self.state_dir, scenarios.record_name(target))
+        if record is None or record.get("backend") != self.name:
+            return None
+        project = self._scenario_project(record)
+        if not any(c.service == "db" and c.status == "running" for c in project.containers()):
+            return None
+        return self.project_database_url(project, record["dbname"])
+
+    def compose(self, environment: str, args: Sequence[str]) -> int:
+        """Run ``docker compose ARGS`` on an environment's project, with its name, file and
+        variables; returns compose's exit code.
+
+        ``environment`` is ``development``, ``production`` or ``scenario:NAME`` (a running
+        scenario: its password exists only while it is up).
+        """
+        from devtools.compose.passthrough import environment_project
+
+        project = environment_project(self, environment)
+        child = subprocess.Popen(project.argv(*args), env=project.command_environment())
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:
+                continue  # compose got the same Ctrl-C and decides what it means
 
     # --- test databases -------------------------------------------------------------------
 
@@ -314,7 +417,7 @@ class ComposeBackend:
                 project.up(["db"])
                 port = project.port("db", DB_PORT)
                 url = database_url(user, password, port, "postgres")
-                self._wait_database(project, url)
+                self.wait_database(project, url)
                 yield url
             finally:
                 self._teardown(project, volumes=True, timeout=THROWAWAY_STOP_TIMEOUT)
@@ -377,7 +480,7 @@ class ComposeBackend:
             record = state.read_record(self.state_dir, record_name)
             project_name, variables = self._scenario_variables(name, settings)
             if record is not None:
-                self._require_ours(record, f"scenario {name}", f'nox -s "scenario({name})" -- down')
+                self.require_ours(record, f"scenario {name}", f'nox -s "scenario({name})" -- down')
                 project = self._scenario_project(record)
                 if self._scenario_alive(project):
                     for line in self._scenario_lines(name, project, settings, already=True):
@@ -435,7 +538,7 @@ class ComposeBackend:
             project.up(["db"])
             db_port = project.port("db", DB_PORT)
             url = database_url(variables["POSTGRES_USER"], password, db_port, record["dbname"])
-            self._wait_database(project, url)
+            self.wait_database(project, url)
             env = host_app_environment(
                 settings, self.env.environ, url_port=db_port, password=password
             )
@@ -451,7 +554,7 @@ class ComposeBackend:
                 )
             project.up(["web"])
             app_port = project.port("web", WEB_PORT)
-            self._wait_http(project, app_port, "web")
+            self.wait_http(project, app_port, "web")
             record.update(status="running", db_port=db_port, app_port=app_port)
             state.write_record(self.state_dir, record_name, record)
         except BaseException:
@@ -477,7 +580,7 @@ class ComposeBackend:
                 self._teardown(project, volumes=True, timeout=THROWAWAY_STOP_TIMEOUT)
                 echo(f"scenario {name} was not recorded as up; removed its leftover containers")
                 return True
-            self._require_ours(record, f"scenario {name}", f'nox -s "scenario({name})" -- down')
+            self.require_ours(record, f"scenario {name}", f'nox -s "scenario({name})" -- down')
             self._teardown(
                 self._scenario_project(record), volumes=True, timeout=THROWAWAY_STOP_TIMEOUT
             )
@@ -539,18 +642,18 @@ class ComposeBackend:
         )
         return self.project(PRODUCTION, name, variables)
 
-    def _recorded_production(self) -> tuple[dict[str, Any] | None, ComposeProject]:
+    def recorded_production(self) -> tuple[dict[str, Any] | None, ComposeProject]:
         """The production record (None when absent) and its project."""
         record = state.read_record(self.state_dir, PRODUCTION)
         if record is not None:
-            self._require_ours(record, PRODUCTION, "nox -s prod -- down")
+            self.require_ours(record, PRODUCTION, "nox -s prod -- down")
             project = self.project(PRODUCTION, record["project"], record["variables"])
             return record, project
         settings = self.env.settings(PRODUCTION)
         port = settings.get("APPLICATION_PORT") or 8080
         return None, self._production_project(settings, port)
 
-    def _stage_production(self, project: ComposeProject, settings: Settings) -> None:
+    def stage_production(self, project: ComposeProject, settings: Settings) -> None:
         """Secrets (generated once, kept in .devtools/secrets/) and the nginx config."""
         variables = project.variables
         stage_files(
@@ -577,7 +680,7 @@ class ComposeBackend:
         with termination_raises(), state.environment_lock(self.state_dir, PRODUCTION):
             record = state.read_record(self.state_dir, PRODUCTION)
             if record is not None:
-                self._require_ours(record, PRODUCTION, "nox -s prod -- down")
+                self.require_ours(record, PRODUCTION, "nox -s prod -- down")
             settings = fill_secrets(settings, self.state_dir, SECRET_KEYS)
             wanted = settings.get("APPLICATION_PORT")
             if record is not None and record.get("status") == "running":
@@ -627,12 +730,12 @@ class ComposeBackend:
         }
         state.write_record(self.state_dir, PRODUCTION, record)
         try:
-            self._stage_production(project, settings)
+            self.stage_production(project, settings)
             echo(f"building {project.variables['APP_IMAGE']} (quick once its layers are cached)")
             project.build(["web"])
             # Compose starts db, then the replicas once db is healthy, then nginx once they are.
             project.up(scales={"web": count})
-            self._wait_http(project, port, "nginx")
+            self.wait_http(project, port, "nginx")
             self._wait_nginx_sees(project, port)
         except BaseException:
             try:
@@ -655,7 +758,7 @@ class ComposeBackend:
         web = [c for c in containers if c.service == "web"]
         if len(web) == count and all(c.ready for c in containers):
             return f"production is already running with {_replicas(count)}"
-        self._stage_production(project, settings)
+        self.stage_production(project, settings)
         # --no-recreate: nginx and db keep running; nginx finds the new set through DNS.
         project.up(scales={"web": count}, wait=True, wait_timeout=WAIT_TIMEOUT, recreate=False)
         self._wait_nginx_sees(project, int(project.variables["APPLICATION_PORT"]))
@@ -711,7 +814,7 @@ class ComposeBackend:
     def prod_status(self, echo: Echo) -> None:
         """Print the containers of production: service, state and health, address."""
         self.docker()
-        record, project = self._recorded_production()
+        record, project = self.recorded_production()
         containers = project.containers()
         if not containers:
             echo("production is not running")
@@ -730,7 +833,7 @@ class ComposeBackend:
         if lines < 1:
             raise UsageError(f"--lines must be at least 1, got {lines}")
         self.docker()
-        _, project = self._recorded_production()
+        _, project = self.recorded_production()
         containers = project.containers()
         if not containers:
             echo("production is not running, so it has no logs")
@@ -758,7 +861,7 @@ class ComposeBackend:
         """
         self.docker()
         with termination_raises(), state.environment_lock(self.state_dir, PRODUCTION):
-            record, project = self._recorded_production()
+            record, project = self.recorded_production()
             containers = project.containers()
             volume = f"{project.name}_pgdata"
             had_data = project.volume_exists(volume)

@@ -45,6 +45,11 @@ def production_project(state_dir: Path) -> str:
     return f"{project_prefix(state_dir)}production"
 
 
+def development_project(state_dir: Path) -> str:
+    """The development environment's project (``devtools-1a2b3c4d-development``)."""
+    return f"{project_prefix(state_dir)}development"
+
+
 def test_project(state_dir: Path) -> str:
     """A fresh project for one test run's database (``devtools-1a2b3c4d-test-9f8e7d``)."""
     return f"{project_prefix(state_dir)}test-{secrets.token_hex(3)}"

@@ -37,6 +37,7 @@ FILE_VARIABLES = (
     "POSTGRES_USER",
     "APPLICATION_DB",
     "APPLICATION_PORT",
+    "DEV_PORT",
     "GUNICORN_WORKERS",
     "FLASK_CONFIG",
 )
@@ -167,11 +168,35 @@ class ComposeProject:
         self.file = file
         self.variables = dict(variables)
         self.environ = dict(environ or {})
+        self.docker = docker
         # The project directory defaults to the compose file's folder, which the files'
         # relative paths (build context ``..``) are written against.
         self.client = DockerClient(
             client_call=[docker], compose_files=[file], compose_project_name=name
         )
+
+    def argv(self, *args: str) -> list[str]:
+        """``docker compose`` with this project's name and file, then ``args``: for commands
+        whose output goes straight to the user (``logs --follow``, the passthrough)."""
+        return [
+            self.docker,
+            "compose",
+            "--project-name",
+            self.name,
+            "--file",
+            str(self.file),
+            *args,
+        ]
+
+    def command_environment(self) -> dict[str, str]:
+        """The environment of an :meth:`argv` command: the variables laid over the caller's."""
+        env = {**os.environ, **self.environ}
+        for name, value in process_environment(self.variables, self.environ).items():
+            if value is None:
+                env.pop(name, None)
+            else:
+                env[name] = value
+        return env
 
     def _call(self, action: str, call: Callable[[], T]) -> T:
         with overlaid_environ(process_environment(self.variables, self.environ)):
@@ -238,6 +263,10 @@ class ComposeProject:
                 quiet=True,
             ),
         )
+
+    def stop(self, services: Sequence[str], timeout: int | None = None) -> None:
+        """Stop the containers of ``services`` (they stay, with their data, until ``down``)."""
+        self._call("stop", lambda: self.client.compose.stop(list(services), timeout=timeout))
 
     def down(self, *, volumes: bool, timeout: int | None = None) -> None:
         """``down --remove-orphans``; ``volumes`` also deletes the project's named volumes.
