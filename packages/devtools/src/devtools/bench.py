@@ -18,6 +18,10 @@ from pathlib import Path
 from psycopg2 import sql
 
 from devtools import application, commands, paths
+from devtools.backends import Backend, get_backend
+from devtools.compose import naming
+from devtools.compose.engine import require_docker
+from devtools.compose.images import images_file
 from devtools.config import load_settings
 from devtools.http import get_status
 from devtools.loadgen import run_load
@@ -256,6 +260,15 @@ def bulk_load(count: int, per_row_count: int, environ: dict[str, str]) -> Figure
     )
 
 
+def _scratch_checkout(project_root: Path, folder: Path) -> Path:
+    """A checkout the local backend can run in: the config and nginx template of
+    ``project_root``, and its own (empty) state folder, so no real environment is touched."""
+    shutil.copytree(project_root / "config", folder / "config")
+    shutil.copytree(project_root / "docker" / "nginx", folder / "docker" / "nginx")
+    (folder / "noxfile.py").write_text("")
+    return folder
+
+
 def _throughput(port: int, path: str, seconds: float) -> float:
     return run_load(port, path, seconds=seconds).rate
 
@@ -272,9 +285,7 @@ def production_figures(
 
     scratch = Path(tempfile.mkdtemp(prefix="devtools-bench-"))
     try:
-        shutil.copytree(project_root / "config", scratch / "config")
-        shutil.copytree(project_root / "docker" / "nginx", scratch / "docker" / "nginx")
-        (scratch / "noxfile.py").write_text("")
+        _scratch_checkout(project_root, scratch)
         env = {**environ, "APPLICATION_PORT": str(free_port()), "GUNICORN_WORKERS": "1"}
         settings = load_settings(scratch, "production", env)
         port = settings.require("APPLICATION_PORT")
@@ -335,3 +346,131 @@ def _create_user(port: int) -> str:
     user = json.loads(response.read())
     conn.close()
     return f"/users/{user['id']}"
+
+
+# --- compose beside local ---------------------------------------------------------------
+
+# The environments whose app image the compose backend builds (one tag each).
+APP_ENVIRONMENTS = ("scenario", "production")
+
+
+def _quiet(line: str) -> None:
+    """Backends print connection lines and progress; the bench prints figures only."""
+
+
+def _seconds(value: float) -> str:
+    """``1.84 s``, or ``0.071 s`` below a second (local figures are that small)."""
+    return f"{value:.3f} s" if value < 1 else f"{value:.2f} s"
+
+
+def _to_first_query(backend: Backend) -> float:
+    """Seconds from asking for a throwaway test database until it yields (a query answered);
+    its teardown is not timed."""
+    start = time.perf_counter()
+    with backend.test_database():
+        return time.perf_counter() - start
+
+
+def _scenario_up(backend: Backend, name: str) -> float:
+    """Seconds ``scenario_up`` takes (it returns once the app answers); then down, untimed."""
+    try:
+        return timed(lambda: backend.scenario_up(name, [], _quiet))
+    finally:
+        backend.scenario_down(name, _quiet)
+
+
+def _prod_up(backend: Backend, port: int) -> float:
+    """Seconds from ``prod_up(1)`` on fresh data to ``/`` answering 200 through nginx; then
+    down with its data, untimed, so that the next run starts fresh too."""
+    try:
+        start = time.perf_counter()
+        backend.prod_up(1, _quiet)
+        wait_until(
+            lambda: get_status("127.0.0.1", port, "/") == 200,
+            30,
+            what=f"nginx on 127.0.0.1:{port} to answer / with 200",
+        )
+        return time.perf_counter() - start
+    finally:
+        backend.prod_down(True, _quiet)
+
+
+def _remove_app_images(docker: str, state_dir: Path, environ: dict[str, str]) -> None:
+    """Untag the app images built for ``state_dir``'s projects (the build cache keeps their
+    layers, so the developer's own builds stay quick)."""
+    filters = [f"--filter=reference={naming.app_image(state_dir, e)}" for e in APP_ENVIRONMENTS]
+    listing = [docker, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", *filters]
+    tags = commands.run(listing, env=environ).split()
+    if tags:
+        commands.run([docker, "image", "rm", *tags], env=environ)
+
+
+def _beside_local(name: str, compose: list[float], local: list[float]) -> Figure:
+    """A compose median with the local median as its baseline (there is no compose target)."""
+    runs = f"median of {len(compose)} runs each" if len(compose) > 1 else "1 run each"
+    return Figure(
+        name,
+        _seconds(statistics.median(compose)),
+        "-",
+        f"local: {_seconds(statistics.median(local))} ({runs})",
+    )
+
+
+def compose_figures(project_root: Path, environ: dict[str, str], runs: int = 3) -> list[Figure]:
+    """The compose backend's start-up times beside the local backend's, measured in one run.
+
+    A throwaway test database to its first query (``runs`` times); ``scenario up users`` until
+    it returns, ready; ``prod up`` with one replica on fresh data until ``/`` answers 200
+    through nginx (these two ``max(1, runs // 3)`` times, each followed by an untimed down).
+    The backends take turns, so both see the same machine. Compose runs on this checkout with
+    a scratch state folder (other project names, other app image tags), local on a scratch
+    copy of the config: none of the developer's environments is touched, and everything
+    started (app image tags included) is removed again, also on errors and Ctrl-C. The compose
+    images are the checkout's choice (``.devtools/compose/images.json``), else the upstream
+    ones unless ``environ`` names others (``POSTGRES_IMAGE``... ``PULL_POLICY``).
+
+    Args:
+        project_root: the checkout.
+        environ: the environment (Docker's variables, image overrides, app settings).
+        runs: repetitions of the quick figure; the slow ones get a third as many.
+
+    Raises:
+        DockerUnavailable: Docker cannot be used (nothing was started).
+    """
+    docker = require_docker(environ)
+    slow_runs = max(1, runs // 3)
+    scratch = Path(tempfile.mkdtemp(prefix="devtools-bench-"))
+    try:
+        state_dir = scratch / "state"
+        chosen = images_file(project_root / paths.STATE_DIR_NAME)
+        if chosen.is_file():
+            # The images of the developer's own compose environments (offline or upstream).
+            images_file(state_dir).parent.mkdir(parents=True)
+            shutil.copy(chosen, images_file(state_dir))
+        local_root = _scratch_checkout(project_root, scratch / "local")
+        compose_port, local_port = free_port(), free_port()
+        compose_env = {**environ, "APPLICATION_PORT": str(compose_port)}
+        compose = get_backend("compose", project_root, compose_env, state_dir=state_dir)
+        local = get_backend("local", local_root, {**environ, "APPLICATION_PORT": str(local_port)})
+        databases: tuple[list[float], list[float]] = ([], [])
+        scenarios: tuple[list[float], list[float]] = ([], [])
+        productions: tuple[list[float], list[float]] = ([], [])
+        try:
+            for _ in range(runs):
+                databases[0].append(_to_first_query(compose))
+                databases[1].append(_to_first_query(local))
+            for _ in range(slow_runs):
+                scenarios[0].append(_scenario_up(compose, "users"))
+                scenarios[1].append(_scenario_up(local, "users"))
+            for _ in range(slow_runs):
+                productions[0].append(_prod_up(compose, compose_port))
+                productions[1].append(_prod_up(local, local_port))
+        finally:
+            _remove_app_images(docker, state_dir, environ)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return [
+        _beside_local("compose test database to first query", *databases),
+        _beside_local("compose scenario up (users) to ready", *scenarios),
+        _beside_local("compose prod up to first 200 (fresh data)", *productions),
+    ]
