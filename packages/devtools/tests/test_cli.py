@@ -120,6 +120,41 @@ def test_flask_exit_code_is_the_commands(configured_project):
     assert "No such command" in result.stderr
 
 
+def test_sigterm_to_a_flask_command_stops_the_command_too(configured_project):
+    # `flask run` stands in for any long command (a shell, a migration); SIGTERM, unlike
+    # Ctrl-C in a terminal, reaches only devtools, which must pass it on.
+    port = free_port()
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from devtools.cli import main; main()",
+            "--project-root",
+            str(configured_project),
+            "flask",
+            "--env",
+            "testing",
+            "run",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_until(
+            lambda: get_status("127.0.0.1", port) == 200, 60, interval=0.1, what="flask run"
+        )
+        child.terminate()
+        child.communicate(timeout=30)
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+    assert get_status("127.0.0.1", port) is None
+
+
 def test_flask_on_development_starts_the_database_and_keeps_it(configured_project):
     result = run_main(configured_project, "flask", "routes")
     assert result.returncode == 0, result.stderr
@@ -139,7 +174,8 @@ def test_flask_on_development_starts_the_database_and_keeps_it(configured_projec
     assert not (state_dir / "development" / "postgres").exists()
 
 
-def test_dev_serves_until_ctrl_c_and_keeps_the_database(configured_project):
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_dev_serves_until_ctrl_c_and_keeps_the_database(configured_project, stop: str):
     port = free_port()
     child = subprocess.Popen(
         [
@@ -163,8 +199,17 @@ def test_dev_serves_until_ctrl_c_and_keeps_the_database(configured_project):
         )
         assert get_status("127.0.0.1", port, "/users") == 200
     finally:
-        os.killpg(child.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
-        output = child.communicate(timeout=30)[0]
+        if stop == "ctrl-c":
+            os.killpg(child.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
+        else:
+            child.terminate()  # reaches devtools only, not the server it started
+        try:
+            output = child.communicate(timeout=30)[0]
+        finally:
+            if child.poll() is None:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+    assert child.returncode == 0, output
     assert f"http://127.0.0.1:{port}" in output
     assert get_status("127.0.0.1", port) is None
     state_dir = configured_project / ".devtools"

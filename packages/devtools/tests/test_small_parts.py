@@ -214,3 +214,20 @@ def test_fast_cache_refuses_a_folder_others_can_write(monkeypatch, tmp_path: Pat
     assert paths.fast_cache_root() == tmp_path / "disk-cache"
     shared.chmod(0o755)
     assert paths.fast_cache_root() == shared
+
+
+@pytest.mark.parametrize("unignore", [False, True])
+def test_an_inherited_ignored_ctrl_c_is_undone_for_children(unignore: bool):
+    child_sees = (
+        "import signal; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"
+    )
+    script = (
+        "import signal, subprocess, sys\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a background job inherits it\n"
+        "from devtools.signals import unignore_interrupts\n"
+        f"if {unignore}: unignore_interrupts()\n"
+        f"print(subprocess.run([sys.executable, '-c', {child_sees!r}], capture_output=True,"
+        " text=True).stdout.strip())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.stdout.strip() == str(unignore), done.stderr

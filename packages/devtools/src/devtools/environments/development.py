@@ -11,8 +11,10 @@ from devtools.config import Settings
 from devtools.environments import persistent
 from devtools.environments.common import flask_run_argv
 from devtools.ports import require_free_port
+from devtools.signals import deferred_interrupts
 
 DEFAULT_PORT = 5000
+SERVER_STOP_SECONDS = 5
 
 
 def serve(
@@ -25,7 +27,7 @@ def serve(
 ) -> int:
     """Run the dev server in the foreground until Ctrl-C; the database keeps running after.
 
-    Returns the server's exit code.
+    Returns the server's exit code (0 when Ctrl-C or SIGTERM stopped it).
     """
     port = port or settings.get("APPLICATION_PORT") or DEFAULT_PORT
     require_free_port(port, what="the development server", setting="--port or APPLICATION_PORT")
@@ -36,8 +38,25 @@ def serve(
     echo("stop the database too with: nox -s dev -- down")
     env = application.app_environment(settings, info, environ)
     child = subprocess.Popen(flask_run_argv(port, debug=True), env=env)
-    while True:
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        with deferred_interrupts():
+            _stop_server(child)
+        return 0
+
+
+def _stop_server(child: subprocess.Popen[bytes]) -> None:
+    """Wait for the server to stop, asking harder each time it does not.
+
+    Ctrl-C in the terminal reaches the server too and it stops on its own; SIGTERM (or a Ctrl-C
+    the server ignores) reaches only us. The reloader's parent kills its child when terminated.
+    """
+    for ask in (None, child.terminate, child.kill):
+        if ask is not None:
+            ask()
         try:
-            return child.wait()
-        except KeyboardInterrupt:
-            continue  # the server got the same Ctrl-C and is shutting down
+            child.wait(timeout=SERVER_STOP_SECONDS)
+            return
+        except subprocess.TimeoutExpired:
+            continue
