@@ -143,9 +143,7 @@ def test_sigterm_to_a_flask_command_stops_the_command_too(configured_project):
         start_new_session=True,
     )
     try:
-        wait_until(
-            lambda: get_status("127.0.0.1", port) == 200, 60, interval=0.1, what="flask run"
-        )
+        wait_until(lambda: get_status("127.0.0.1", port) == 200, 60, interval=0.1, what="flask run")
         child.terminate()
         child.communicate(timeout=30)
     finally:
