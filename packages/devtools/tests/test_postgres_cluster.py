@@ -18,7 +18,7 @@ from devtools.errors import ConfigError, ServiceStartError
 from devtools.ports import accepts_connections
 from devtools.postgres import ClusterInfo, PostgresBinaries, PostgresCluster, stop_cluster
 from devtools.postgres.cluster import OWNER_FILE, sweep_stale_clusters
-from devtools.processes import process_start_time
+from devtools.processes import ProcessRef, process_start_time
 from devtools.waiting import wait_until
 
 from .conftest import distribution_postgres, process_uid, throwaway_roots
@@ -299,3 +299,69 @@ def test_binaries_in_a_private_folder_are_copied_where_the_server_user_runs_them
         assert [p.name for p in cache.iterdir()] == [reachable.bindir.parents[2].name]
     finally:
         shutil.rmtree(cache)
+
+
+def test_spare_data_dir_is_taken_by_rename_and_prepared_off_the_start_path(tmp_path: Path):
+    from devtools.postgres.initdb_cache import SPARE, copy_template, prepare_spare
+
+    template = tmp_path / "key" / "data"
+    (template / "base").mkdir(parents=True)
+    (template / "PG_VERSION").write_text("18\n")
+    (template / "base" / "1").write_bytes(b"x" * 4096)
+    spare = template.parent / SPARE
+
+    assert copy_template(template, tmp_path / "first", use_spare=True) is False  # none yet
+    assert (tmp_path / "first" / "base" / "1").read_bytes() == b"x" * 4096
+    thread = prepare_spare(template)
+    assert thread is not None
+    thread.join(30)
+    assert (spare / "PG_VERSION").read_text() == "18\n"
+    assert not list(template.parent.glob(f"{SPARE}.partial-*"))
+    assert prepare_spare(template) is None  # one spare is enough
+
+    inode = spare.stat().st_ino
+    assert copy_template(template, tmp_path / "second", use_spare=True) is True
+    assert (tmp_path / "second").stat().st_ino == inode  # a rename, not a copy
+    assert not spare.exists()
+    # Persistent clusters always copy, leaving a spare to the throwaway ones.
+    again = prepare_spare(template)
+    assert again is not None
+    again.join(30)
+    assert copy_template(template, tmp_path / "third", use_spare=False) is False
+    assert spare.exists()
+
+
+def test_spare_copies_in_progress_are_waited_for_and_dead_ones_removed(tmp_path: Path):
+    from devtools.postgres.initdb_cache import SPARE, prepare_spare
+
+    template = tmp_path / "key" / "data"
+    template.mkdir(parents=True)
+    (template / "PG_VERSION").write_text("18\n")
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead = ProcessRef.of(child.pid)
+    child.wait()
+    stale = template.parent / f"{SPARE}.partial-{dead.pid}-{dead.start_time}"
+    stale.mkdir()
+    me = ProcessRef.of(os.getpid())
+    running = template.parent / f"{SPARE}.partial-{me.pid}-{me.start_time}"
+    running.mkdir()
+
+    assert prepare_spare(template) is None  # a live process is copying one
+    assert not stale.exists()
+    assert running.exists()
+    running.rmdir()
+    thread = prepare_spare(template)
+    assert thread is not None
+    thread.join(30)
+    assert (template.parent / SPARE / "PG_VERSION").is_file()
+
+
+def test_each_throwaway_cluster_leaves_a_spare_for_the_next(tmp_path: Path):
+    from devtools.postgres.initdb_cache import SPARE
+
+    with PostgresCluster() as info:
+        pattern = f"pgdata-{info.version}-*-{info.user}-*/{SPARE}"
+        wait_until(
+            lambda: any(paths.fast_cache_root().glob(pattern)), 30, what="the spare data dir"
+        )
+        assert (info.home / "data" / "PG_VERSION").is_file()

@@ -24,11 +24,11 @@ from typing import Any
 import psycopg2
 from psycopg2 import sql
 
-from devtools import commands, paths
+from devtools import paths
 from devtools.errors import ServiceStartError, WaitTimeout
 from devtools.ports import free_port
 from devtools.postgres.binaries import PostgresBinaries, reachable_binaries
-from devtools.postgres.initdb_cache import cached_initdb
+from devtools.postgres.initdb_cache import cached_initdb, copy_template, prepare_spare
 from devtools.processes import ProcessRef, spawn, tail, terminate
 from devtools.signals import deferred_interrupts
 from devtools.users import ServerUser, server_user
@@ -181,7 +181,7 @@ class PostgresCluster:
         try:
             root.mkdir(mode=0o755, parents=True, exist_ok=True)
             home = paths.server_home(root, user)
-            self._prepare_home(home, binaries, user, data_cache)
+            self._prepare_home(home, binaries, user, data_cache, throwaway)
             password = self.password or secrets.token_urlsafe(18)
             for attempt in range(_PORT_ATTEMPTS):
                 port = self.port or free_port(self.host)
@@ -225,7 +225,7 @@ class PostgresCluster:
         self.stop()
 
     def _prepare_home(
-        self, home: Path, binaries: PostgresBinaries, user: ServerUser, cache: Path
+        self, home: Path, binaries: PostgresBinaries, user: ServerUser, cache: Path, throwaway: bool
     ) -> None:
         (home / "run").mkdir(mode=0o755, exist_ok=True)
         user.chown_tree(home / "run")
@@ -233,8 +233,9 @@ class PostgresCluster:
         if not (data / "PG_VERSION").is_file():
             template = cached_initdb(binaries, self.superuser, user, cache)
             shutil.rmtree(data, ignore_errors=True)
-            # cp -a keeps ownership and modes, and is the fastest copy on tmpfs.
-            commands.run(["cp", "-a", str(template), str(data)])
+            copy_template(template, data, use_spare=throwaway)
+            if throwaway:
+                prepare_spare(template)  # for the next throwaway cluster, off our path
         stale_pid = data / "postmaster.pid"
         if stale_pid.exists() and not _postmaster_running(stale_pid):
             stale_pid.unlink()
