@@ -345,9 +345,12 @@ def test_spare_copies_in_progress_are_waited_for_and_dead_ones_removed(tmp_path:
     me = ProcessRef.of(os.getpid())
     running = template.parent / f"{SPARE}.partial-{me.pid}-{me.start_time}"
     running.mkdir()
+    foreign = template.parent / f"{SPARE}.partial-not-ours"
+    foreign.mkdir()
 
     assert prepare_spare(template) is None  # a live process is copying one
     assert not stale.exists()
+    assert not foreign.exists()
     assert running.exists()
     running.rmdir()
     thread = prepare_spare(template)

@@ -181,7 +181,7 @@ class PostgresCluster:
         try:
             root.mkdir(mode=0o755, parents=True, exist_ok=True)
             home = paths.server_home(root, user)
-            self._prepare_home(home, binaries, user, data_cache, throwaway)
+            template = self._prepare_home(home, binaries, user, data_cache, throwaway)
             password = self.password or secrets.token_urlsafe(18)
             for attempt in range(_PORT_ATTEMPTS):
                 port = self.port or free_port(self.host)
@@ -204,6 +204,9 @@ class PostgresCluster:
             self._set_password(password)
             if throwaway:
                 _write_owner(root, ref, detached=self.detached)
+                if template is not None:
+                    # For the next throwaway cluster, copied once ours answers: off our start.
+                    prepare_spare(template)
         except BaseException:
             self._cleanup()
             raise
@@ -226,7 +229,9 @@ class PostgresCluster:
 
     def _prepare_home(
         self, home: Path, binaries: PostgresBinaries, user: ServerUser, cache: Path, throwaway: bool
-    ) -> None:
+    ) -> Path | None:
+        """Give ``home`` a run folder and a data dir; return the template the data dir was
+        made from (None: it existed)."""
         (home / "run").mkdir(mode=0o755, exist_ok=True)
         user.chown_tree(home / "run")
         data = home / "data"
@@ -234,11 +239,12 @@ class PostgresCluster:
             template = cached_initdb(binaries, self.superuser, user, cache)
             shutil.rmtree(data, ignore_errors=True)
             copy_template(template, data, use_spare=throwaway)
-            if throwaway:
-                prepare_spare(template)  # for the next throwaway cluster, off our path
+        else:
+            template = None
         stale_pid = data / "postmaster.pid"
         if stale_pid.exists() and not _postmaster_running(stale_pid):
             stale_pid.unlink()
+        return template
 
     def _spawn(
         self,

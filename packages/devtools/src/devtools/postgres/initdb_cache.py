@@ -113,10 +113,12 @@ def prepare_spare(template: Path) -> threading.Thread | None:
     so a start never takes half a copy; partial folders of dead processes are removed first.
     """
     home = template.parent
-    for partial in home.glob(f"{SPARE}.partial-*-*"):
-        pid, start_time = partial.name.split("-")[1:3]
-        if not ProcessRef(int(pid), int(start_time)).alive():
-            shutil.rmtree(partial, ignore_errors=True)
+    for partial in home.glob(f"{SPARE}.partial-*"):
+        owner = partial.name.split("-")[1:]
+        ours = len(owner) == 2 and all(part.isdigit() for part in owner)
+        if ours and ProcessRef(int(owner[0]), int(owner[1])).alive():
+            continue
+        shutil.rmtree(partial, ignore_errors=True)  # its copier is gone (or it is not ours)
     if (home / SPARE).exists() or any(home.glob(f"{SPARE}.partial-*")):
         return None  # there, or on its way
     me = ProcessRef.of(os.getpid())
