@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +21,41 @@ from devtools.signals import unignore_interrupts
 def pytest_configure(config: pytest.Config) -> None:
     # The Ctrl-C these tests send must reach the CLIs they start, also in a background run.
     unignore_interrupts()
+
+
+def cli_argv(project: Path, *args: str) -> list[str]:
+    """``devtools ARGS`` on ``project`` as a real process (through main(), as nox runs it)."""
+    return [
+        sys.executable,
+        "-c",
+        "from devtools.cli import main; main()",
+        "--project-root",
+        str(project),
+        *args,
+    ]
+
+
+def start_cli(project: Path, *args: str) -> subprocess.Popen[str]:
+    """``devtools ARGS`` in a session of its own (a test can signal its whole group, as a
+    terminal's Ctrl-C does), output captured."""
+    return subprocess.Popen(
+        cli_argv(project, *args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def finish(child: subprocess.Popen[str], timeout: float) -> str:
+    """``child``'s output once it ends; when it does not, its group is SIGKILLed (the timeout
+    still fails the test)."""
+    try:
+        return child.communicate(timeout=timeout)[0]
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
 
 
 def throwaway_roots() -> set[Path]:

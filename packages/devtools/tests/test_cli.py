@@ -20,6 +20,8 @@ from devtools.local_backend import age
 from devtools.ports import free_port
 from devtools.waiting import wait_until
 
+from .conftest import cli_argv, finish, start_cli
+
 
 def invoke(project: Path, *args: str, env: dict[str, str] | None = None):
     """Run the CLI in-process on ``project``."""
@@ -64,18 +66,7 @@ def test_psql_on_something_not_running_says_how_to_start_it(configured_project):
 def run_main(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run ``devtools`` as a real process (through main(), as nox does)."""
     return subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from devtools.cli import main; main()",
-            "--project-root",
-            str(project),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+        cli_argv(project, *args), capture_output=True, text=True, timeout=120, check=False
     )
 
 
@@ -124,32 +115,12 @@ def test_sigterm_to_a_flask_command_stops_the_command_too(configured_project):
     # `flask run` stands in for any long command (a shell, a migration); SIGTERM, unlike
     # Ctrl-C in a terminal, reaches only devtools, which must pass it on.
     port = free_port()
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from devtools.cli import main; main()",
-            "--project-root",
-            str(configured_project),
-            "flask",
-            "--env",
-            "testing",
-            "run",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    child = start_cli(configured_project, "flask", "--env", "testing", "run", "--port", str(port))
     try:
         wait_until(lambda: get_status("127.0.0.1", port) == 200, 60, interval=0.1, what="flask run")
-        child.terminate()
-        child.communicate(timeout=30)
     finally:
-        if child.poll() is None:
-            os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
+        child.terminate()
+        finish(child, 30)
     assert get_status("127.0.0.1", port) is None
 
 
@@ -175,22 +146,7 @@ def test_flask_on_development_starts_the_database_and_keeps_it(configured_projec
 @pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
 def test_dev_serves_until_ctrl_c_and_keeps_the_database(configured_project, stop: str):
     port = free_port()
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from devtools.cli import main; main()",
-            "--project-root",
-            str(configured_project),
-            "dev",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    child = start_cli(configured_project, "dev", "--port", str(port))
     try:
         wait_until(
             lambda: get_status("127.0.0.1", port) == 200, 60, interval=0.1, what="dev server"
@@ -201,12 +157,7 @@ def test_dev_serves_until_ctrl_c_and_keeps_the_database(configured_project, stop
             os.killpg(child.pid, signal.SIGINT)  # what Ctrl-C in the terminal does
         else:
             child.terminate()  # reaches devtools only, not the server it started
-        try:
-            output = child.communicate(timeout=30)[0]
-        finally:
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
+        output = finish(child, 30)
     assert child.returncode == 0, output
     assert f"http://127.0.0.1:{port}" in output
     assert get_status("127.0.0.1", port) is None

@@ -610,6 +610,11 @@ def test_status_rows_without_docker_or_project(
 
     record = {"kind": "production", "backend": "compose", "project": "p", "port": 8080}
     state.write_record(backend.state_dir, "production", record)
+
+    def failing_project(*args: Any) -> FakeProject:
+        raise ComposeError("docker compose ps failed")
+
+    monkeypatch.setattr(backend, "project", failing_project)
+    assert status_row(backend, "production")[1:4] == ["unknown", "nginx 8080", "compose: error"]
     monkeypatch.setattr(backend, "docker", no_docker)
-    monkeypatch.setattr(ComposeBackend, "project", lambda *args: backend.docker())
     assert status_row(backend, "production")[1:4] == ["unknown", "nginx 8080", "compose: no docker"]

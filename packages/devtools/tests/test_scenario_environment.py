@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -19,6 +18,8 @@ from devtools.errors import UsageError
 from devtools.http import get_status
 from devtools.postgres.cluster import THROWAWAY_PREFIX
 from devtools.waiting import wait_until
+
+from .conftest import finish, start_cli
 
 
 def emails(dsn: str) -> list[str]:
@@ -161,23 +162,7 @@ def test_a_dead_scenario_is_replaced_on_up(configured_project):
 
 
 def test_ctrl_c_during_up_leaves_nothing_behind(configured_project):
-    child = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from devtools.cli import main; main()",
-            "--project-root",
-            str(configured_project),
-            "scenario",
-            "up",
-            "bulk",
-            "--count",
-            "3000000",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    child = start_cli(configured_project, "scenario", "up", "bulk", "--count", "3000000")
     pattern = f"{THROWAWAY_PREFIX}{child.pid}-*"
     wait_until(
         lambda: any(paths.scratch_root().glob(pattern)),
@@ -186,7 +171,7 @@ def test_ctrl_c_during_up_leaves_nothing_behind(configured_project):
         what="the scenario's cluster to appear",
     )
     os.killpg(child.pid, signal.SIGINT)
-    output = child.communicate(timeout=60)[0].decode()
+    output = finish(child, 60)
     assert child.returncode == 130, output
     assert not list(paths.scratch_root().glob(pattern))
     assert state.all_records(paths.state_dir(configured_project)) == {}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -14,12 +13,14 @@ import click
 from devtools import application, paths, state
 from devtools.backends import BACKENDS, Backend, get_backend
 from devtools.config import ENVIRONMENTS, Settings, load_settings
+from devtools.environments import persistent
 from devtools.errors import DevtoolsError, UsageError
-from devtools.signals import Terminated, install_termination_handler
+from devtools.processes import run_foreground
+from devtools.signals import install_termination_handler
 
 F = TypeVar("F", bound=Callable[..., Any])
 # The state record of the development database, whichever backend runs it.
-DEVELOPMENT_RECORD = "development-db"
+DEVELOPMENT_RECORD = persistent.database_record_name("development")
 
 
 class Context:
@@ -179,7 +180,7 @@ def with_test_database(context: Context, command: tuple[str, ...]) -> None:
     DEVTOOLS_TEST_DATABASE_URL; exit with COMMAND's exit code."""
     with context.backend().test_database() as url:
         env = {**os.environ, "DEVTOOLS_TEST_DATABASE_URL": url}
-        code = _run_foreground(list(command), env)
+        code = run_foreground(list(command), env)
     sys.exit(code)
 
 
@@ -232,24 +233,8 @@ def flask_command(context: Context, environment: str, args: tuple[str, ...]) -> 
     record = {"development": DEVELOPMENT_RECORD, "production": "production"}.get(environment)
     argv = [sys.executable, "-m", "flask", "--app", application.FLASK_APP, *args]
     with context.backend(record).app_environment(environment, echo) as env:
-        code = _run_foreground(argv, env)
+        code = run_foreground(argv, env)
     sys.exit(code)
-
-
-def _run_foreground(argv: list[str], env: dict[str, str]) -> int:
-    """Run an interactive command and wait for it.
-
-    Ctrl-C reaches it directly (psql cancels a query, flask stops), so we keep waiting; SIGTERM
-    reaches only us, so we pass it on.
-    """
-    child = subprocess.Popen(argv, env=env)
-    while True:
-        try:
-            return child.wait()
-        except Terminated:
-            child.terminate()
-        except KeyboardInterrupt:
-            continue
 
 
 @cli.command("psql")
@@ -277,7 +262,7 @@ def psql_command(context: Context, target: str) -> None:
     env = dict(os.environ)
     if psql == str(binaries.path("psql")):
         env["LD_LIBRARY_PATH"] = str(binaries.bindir.parent / "lib")
-    sys.exit(_run_foreground([psql, url], env))
+    sys.exit(run_foreground([psql, url], env))
 
 
 @cli.command(

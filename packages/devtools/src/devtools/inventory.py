@@ -91,6 +91,7 @@ def _compose_row(
     backend: ComposeBackend, name: str, record: dict[str, Any]
 ) -> tuple[str, str, str, str, str]:
     """A compose environment's row: its ports from the record, its containers from Docker."""
+    from devtools.compose.engine import DockerUnavailable
     from devtools.errors import DevtoolsError
 
     ports = ", ".join(
@@ -107,8 +108,10 @@ def _compose_row(
         containers = backend.project(
             environment, record["project"], record.get("variables", {})
         ).containers()
-    except DevtoolsError:
+    except DockerUnavailable:
         return (name, "unknown", ports or "-", "compose: no docker", created)
+    except DevtoolsError:  # Docker answered, but compose failed on this project
+        return (name, "unknown", ports or "-", "compose: error", created)
     if record.get("kind") == "database":
         # The development server's container runs only while `nox -s dev` does.
         containers = [c for c in containers if c.service == "db"]

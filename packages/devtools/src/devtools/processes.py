@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from devtools.signals import Terminated
 from devtools.users import ServerUser
 from devtools.waiting import wait_until
 
@@ -108,6 +109,22 @@ def spawn(
             preexec_fn=_die_with_parent if die_with_parent else None,
             **kwargs,
         )
+
+
+def run_foreground(argv: list[str], env: Mapping[str, str]) -> int:
+    """Run an interactive command in our process group and return its exit code.
+
+    Ctrl-C in the terminal reaches it directly (psql cancels a query, compose decides what it
+    means), so we keep waiting; SIGTERM reaches only us, so we pass it on.
+    """
+    child = subprocess.Popen(argv, env=dict(env))
+    while True:
+        try:
+            return child.wait()
+        except Terminated:
+            child.terminate()
+        except KeyboardInterrupt:
+            continue
 
 
 def terminate(

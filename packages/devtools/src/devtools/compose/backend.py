@@ -29,7 +29,7 @@ from devtools.compose.development import ComposeDevelopment
 from devtools.compose.engine import require_docker
 from devtools.compose.images import IMAGE_VARIABLES, image_variables, require_images
 from devtools.compose.nginx import write_compose_config
-from devtools.compose.project import ComposeProject, ContainerInfo
+from devtools.compose.project import ComposeProject, ContainerInfo, running_services
 from devtools.compose.staging import private_folder, remove_folder, stage_files
 from devtools.config import SECRET_KEYS, Settings
 from devtools.environments import scenario as scenarios
@@ -38,6 +38,7 @@ from devtools.errors import ServiceStartError, UsageError
 from devtools.http import get_status
 from devtools.ports import free_port, require_free_port
 from devtools.postgres import PostgresBinaries
+from devtools.processes import run_foreground
 from devtools.production import parse_scale
 from devtools.secrets_store import fill_secrets, forget_secrets, secrets_file
 from devtools.signals import termination_raises
@@ -320,15 +321,11 @@ class ComposeBackend:
         for the command's duration; production: the running production's database.
         """
         if environment == "development":
-            settings, project, _ = ComposeDevelopment(self).ensure_database(echo)
-            password = Path(project.variables["POSTGRES_PASSWORD_FILE"]).read_text()
-            port = project.port("db", DB_PORT)
-            yield host_app_environment(settings, self.env.environ, url_port=port, password=password)
+            _, _, env = ComposeDevelopment(self).ensure_database(echo)
+            yield env
         elif environment == PRODUCTION:
             record, project = self.recorded_production()
-            if record is None or not any(
-                c.service == "db" and c.status == "running" for c in project.containers()
-            ):
+            if record is None or "db" not in running_services(project.containers()):
                 raise UsageError(
                     "production is not running on compose; start it with "
                     "nox -s prod -- --backend compose"
@@ -363,13 +360,13 @@ class ComposeBackend:
             return ComposeDevelopment(self).database_url()
         if target == PRODUCTION:
             record, project = self.recorded_production()
-            running = {c.service for c in project.containers() if c.status == "running"}
+            running = running_services(project.containers())
             return self.project_database_url(project) if record and "db" in running else None
         record = state.read_record(self.state_dir, scenarios.record_name(target))
         if record is None or record.get("backend") != self.name:
             return None
         project = self._scenario_project(record)
-        if not any(c.service == "db" and c.status == "running" for c in project.containers()):
+        if "db" not in running_services(project.containers()):
             return None
         return self.project_database_url(project, record["dbname"])
 
@@ -383,12 +380,7 @@ class ComposeBackend:
         from devtools.compose.passthrough import environment_project
 
         project = environment_project(self, environment)
-        child = subprocess.Popen(project.argv(*args), env=project.command_environment())
-        while True:
-            try:
-                return child.wait()
-            except KeyboardInterrupt:
-                continue  # compose got the same Ctrl-C and decides what it means
+        return run_foreground(project.argv(*args), project.command_environment())
 
     # --- test databases -------------------------------------------------------------------
 
@@ -501,7 +493,7 @@ class ComposeBackend:
     def _scenario_alive(self, project: ComposeProject) -> bool:
         # Running is enough: a healthcheck that timed out once under load is no reason to
         # throw the scenario's data away.
-        running = {c.service for c in project.containers() if c.status == "running"}
+        running = running_services(project.containers())
         secret = Path(project.variables["POSTGRES_PASSWORD_FILE"])
         return {"db", "web"} <= running and secret.is_file()
 
@@ -605,7 +597,7 @@ class ComposeBackend:
             now = time.time()
             for record in ours:
                 containers = self._scenario_project(record).containers()
-                running = {c.service for c in containers if c.status == "running"}
+                running = running_services(containers)
                 if record.get("status") != "running":
                     condition = "starting"
                 elif not {"db", "web"} <= running:
@@ -692,7 +684,7 @@ class ComposeBackend:
                     )
                 project = self._production_project(settings, running)
                 containers = project.containers()
-                if {"db", "nginx"} <= {c.service for c in containers if c.status == "running"}:
+                if {"db", "nginx"} <= running_services(containers):
                     message = self._rescale(project, settings, containers, count)
                     self._finish_up(project, record, count, message, echo)
                     return

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from devtools import application, state
 from devtools.compose import naming
 from devtools.compose.images import image_variables, require_images
-from devtools.compose.project import ComposeProject
+from devtools.compose.project import ComposeProject, running_services
 from devtools.compose.staging import remove_folder, stage_files
 from devtools.config import SECRET_KEYS, Settings
 from devtools.environments import persistent
@@ -71,15 +71,31 @@ class ComposeDevelopment:
             self.backend.require_ours(record, "the development database", DOWN_COMMAND)
         return record
 
+    def recorded_project(self) -> tuple[dict[str, Any] | None, ComposeProject]:
+        """The development record (None when absent) and its project: the recorded one, else
+        the one ``dev`` would start (nothing generated or staged for it)."""
+        record = self._recorded()
+        if record is not None:
+            return record, self.backend.project(ENVIRONMENT, record["project"], record["variables"])
+        settings = self.backend.env.settings(ENVIRONMENT)
+        return None, self.project(settings, settings.get("APPLICATION_PORT") or DEFAULT_PORT)
+
+    def stage_password(self, project: ComposeProject, settings: Settings) -> None:
+        """Write the database password file ``project``'s db service reads."""
+        stage_files(
+            Path(project.variables["POSTGRES_PASSWORD_FILE"]).parent,
+            {"db_password": settings.require("POSTGRES_PASSWORD")},
+        )
+
     # --- the database ---------------------------------------------------------------------
 
     def ensure_database(
         self, echo: Echo, port: int | None = None
-    ) -> tuple[Settings, ComposeProject, str]:
+    ) -> tuple[ComposeProject, str, dict[str, str]]:
         """Start the development database unless it runs, with its migrations applied.
 
-        Returns the settings (password filled in), the project (the dev server on ``port``)
-        and a URL of the app's database for the host.
+        Returns the project (the dev server on ``port``), a URL of the app's database for the
+        host and the environment of an app command run on the host against it.
         """
         from devtools.compose.backend import DB_PORT, database_url, host_app_environment
 
@@ -87,10 +103,17 @@ class ComposeDevelopment:
         settings = self.settings()
         password = settings.require("POSTGRES_PASSWORD")
         project = self.project(settings, port)
+
+        def connection(db_port: int) -> tuple[str, dict[str, str]]:
+            user, dbname = settings.require("POSTGRES_USER"), settings.require("APPLICATION_DB")
+            env = host_app_environment(
+                settings, self.backend.env.environ, url_port=db_port, password=password
+            )
+            return database_url(user, password, db_port, dbname), env
+
         with termination_raises(), state.environment_lock(self.state_dir, RECORD):
-            record = self._recorded()
-            if record is not None and self._database_running(project):
-                return settings, project, self.backend.project_database_url(project)
+            if self._recorded() is not None and self._database_running(project):
+                return project, *connection(project.port("db", DB_PORT))
             require_images(project.variables, ("POSTGRES_IMAGE",), project.image_exists)
             record = {
                 "kind": "database",
@@ -103,22 +126,11 @@ class ComposeDevelopment:
             }
             state.write_record(self.state_dir, RECORD, record)
             try:
-                stage_files(
-                    Path(project.variables["POSTGRES_PASSWORD_FILE"]).parent,
-                    {"db_password": password},
-                )
+                self.stage_password(project, settings)
                 project.up(["db"])
                 db_port = project.port("db", DB_PORT)
-                url = database_url(
-                    settings.require("POSTGRES_USER"),
-                    password,
-                    db_port,
-                    settings.require("APPLICATION_DB"),
-                )
+                url, env = connection(db_port)
                 self.backend.wait_database(project, url)
-                env = host_app_environment(
-                    settings, self.backend.env.environ, url_port=db_port, password=password
-                )
                 application.migrate(env)
             except BaseException:
                 # The data of earlier runs stays in the volume; only the containers go.
@@ -130,19 +142,15 @@ class ComposeDevelopment:
             record.update(status="running", db_port=db_port)
             state.write_record(self.state_dir, RECORD, record)
         echo(f"started the development database in {project.name} on 127.0.0.1:{db_port}")
-        return settings, project, url
+        return project, url, env
 
     def _database_running(self, project: ComposeProject) -> bool:
-        return any(c.service == "db" and c.status == "running" for c in project.containers())
+        return "db" in running_services(project.containers())
 
-    def database_url(self, project: ComposeProject | None = None) -> str | None:
+    def database_url(self) -> str | None:
         """The app database's URL when the development database runs, else None."""
-        record = self._recorded()
-        if record is None:
-            return None
-        if project is None:
-            project = self.backend.project(ENVIRONMENT, record["project"], record["variables"])
-        if not self._database_running(project):
+        record, project = self.recorded_project()
+        if record is None or not self._database_running(project):
             return None
         return self.backend.project_database_url(project)
 
@@ -161,7 +169,7 @@ class ComposeDevelopment:
         port = port or settings.get("APPLICATION_PORT") or DEFAULT_PORT
         self._stop_server_of_an_earlier_run()
         require_free_port(port, what="the development server", setting="--port or APPLICATION_PORT")
-        settings, project, url = self.ensure_database(echo, port)
+        project, url, _ = self.ensure_database(echo, port)
         require_images(project.variables, ("PYTHON_IMAGE",), project.image_exists)
         since = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         with termination_raises():
@@ -191,7 +199,7 @@ class ComposeDevelopment:
         if record is None or record.get("backend") != self.backend.name:
             return
         project = self.backend.project(ENVIRONMENT, record["project"], record["variables"])
-        if any(c.service == "web" and c.status == "running" for c in project.containers()):
+        if "web" in running_services(project.containers()):
             project.stop(["web"], timeout=SERVER_STOP_TIMEOUT)
 
     def _follow(self, project: ComposeProject, since: str, echo: Echo) -> int:
@@ -227,14 +235,11 @@ class ComposeDevelopment:
         """Stop the development containers; ``volumes`` also deletes the data and password."""
         self.backend.docker()
         with termination_raises(), state.environment_lock(self.state_dir, RECORD):
-            record = self._recorded()
-            if record is not None:
-                project = self.backend.project(ENVIRONMENT, record["project"], record["variables"])
-            else:
-                project = self.project(self.backend.env.settings(ENVIRONMENT))
-            running = any(c.status == "running" for c in project.containers())
+            record, project = self.recorded_project()
+            containers = project.containers()
+            running = bool(running_services(containers))
             had_data = project.volume_exists(f"{project.name}_{VOLUME}")
-            if record is not None or project.containers() or (volumes and had_data):
+            if record is not None or containers or (volumes and had_data):
                 project.down(volumes=volumes)
             state.delete_record(self.state_dir, RECORD)
             if volumes:

@@ -7,14 +7,12 @@ psql ...`` or ``up -d`` act on exactly the containers ``nox -s dev``/``prod``/``
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from devtools import state
 from devtools.compose.development import ENVIRONMENT as DEVELOPMENT
 from devtools.compose.development import ComposeDevelopment
 from devtools.compose.project import ComposeProject
-from devtools.compose.staging import stage_files
 from devtools.config import SECRET_KEYS
 from devtools.environments import scenario as scenarios
 from devtools.errors import UsageError
@@ -51,16 +49,9 @@ def environment_project(backend: ComposeBackend, environment: str) -> ComposePro
 
 def _development(backend: ComposeBackend) -> ComposeProject:
     development = ComposeDevelopment(backend)
-    record = state.read_record(backend.state_dir, "development-db")
-    if record is not None:
-        backend.require_ours(record, "the development database", "nox -s dev -- down")
-        return backend.project(DEVELOPMENT, record["project"], record["variables"])
-    settings = development.settings()
-    project = development.project(settings, settings.get("APPLICATION_PORT"))
-    stage_files(
-        Path(project.variables["POSTGRES_PASSWORD_FILE"]).parent,
-        {"db_password": settings.require("POSTGRES_PASSWORD")},
-    )
+    record, project = development.recorded_project()
+    if record is None:
+        development.stage_password(project, development.settings())
     return project
 
 

@@ -14,7 +14,7 @@ import contextlib
 import functools
 import os
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -142,6 +142,11 @@ class ContainerInfo:
     def describe(self) -> str:
         """``running, healthy``-style state."""
         return self.status if self.health is None else f"{self.status}, {self.health}"
+
+
+def running_services(containers: Iterable[ContainerInfo]) -> set[str]:
+    """The services with at least one running container (healthy or not)."""
+    return {c.service for c in containers if c.status == "running"}
 
 
 class ComposeProject:
